@@ -1,0 +1,6 @@
+namespace Skein.Driver;
+
+public static class Program
+{
+    public static int Main(string[] args) => 0;
+}
