@@ -1,0 +1,7 @@
+namespace Skein.Driver.Netlink;
+
+/// <summary>A dummy device (needs the kernel's dummy module).</summary>
+public sealed record DummySpec(string Name) : LinkSpec(Name)
+{
+    public override string Kind => "dummy";
+}
