@@ -1,0 +1,254 @@
+using System.Text;
+using Skein.Ipam.Store;
+using Skein.Ipam.Store.Embedded;
+
+namespace Skein.Ipam.Tests.Store;
+
+/// <summary>What only the embedded store promises: one process per directory, and crash safety (decisions #21).</summary>
+public sealed class EmbeddedStoreTests : IDisposable
+{
+    private readonly TempDirectory _directory = new("embedded");
+
+    public void Dispose() => _directory.Dispose();
+
+    private static ReadOnlyMemory<byte> Bytes(string text) => Encoding.UTF8.GetBytes(text);
+
+    private static string Text(KvEntry? entry) => entry is null ? "<absent>" : Encoding.UTF8.GetString(entry.Value.Span);
+
+    private string LogPath => Path.Combine(_directory.Path, EmbeddedFiles.LogName);
+
+    [Fact]
+    public async Task Second_open_of_the_same_directory_fails_with_a_clear_message_until_the_first_closes()
+    {
+        var first = await EmbeddedStore.OpenAsync(_directory.Path);
+        var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => EmbeddedStore.OpenAsync(_directory.Path));
+        Assert.Contains("in use by another skein process", error.Message);
+        Assert.Contains(_directory.Path, error.Message);
+        Assert.Contains($"pid={Environment.ProcessId}", error.Message);
+
+        await first.DisposeAsync();
+        await using var second = await EmbeddedStore.OpenAsync(_directory.Path);
+        Assert.Null(await second.GetAsync("x", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Lock_is_a_real_flock_seen_by_another_process()
+    {
+        await using var store = await EmbeddedStore.OpenAsync(_directory.Path);
+        var flock = new System.Diagnostics.ProcessStartInfo("flock", ["--nonblock", "--conflict-exit-code", "42", Path.Combine(_directory.Path, EmbeddedFiles.LockName), "true"]);
+        using var process = System.Diagnostics.Process.Start(flock)!;
+        await process.WaitForExitAsync();
+        Assert.Equal(42, process.ExitCode);
+    }
+
+    [Fact]
+    public async Task State_and_revision_survive_reopen_and_ephemeral_keys_do_not()
+    {
+        long lastVersion;
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+        {
+            await store.PutAsync("a/1", Bytes("one"), Precondition.Absent, false, default);
+            await store.CommitAsync([new TxnOp.Put("a/2", Bytes("two"), Precondition.Absent), new TxnOp.Put("a/3", Bytes("three"), Precondition.None)], default);
+            await store.DeleteAsync("a/3", Precondition.None, default);
+            await store.StartLivenessAsync(new LivenessOptions(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(5)), default);
+            await store.PutAsync("peers/n1", Bytes("ephemeral"), Precondition.None, ephemeral: true, default);
+            // An ephemeral write over a persistent key: the key belongs to the process now and dies with it.
+            lastVersion = (await store.PutAsync("a/1", Bytes("taken"), Precondition.None, ephemeral: true, default)).NewVersion;
+            // No liveness dispose: the process "dies" holding it.
+        }
+
+        await using var reopened = await EmbeddedStore.OpenAsync(_directory.Path);
+        Assert.Null(await reopened.GetAsync("peers/n1", default));
+        Assert.Null(await reopened.GetAsync("a/1", default));
+        Assert.Equal("two", Text(await reopened.GetAsync("a/2", default)));
+        Assert.Null(await reopened.GetAsync("a/3", default));
+        Assert.True(reopened.Revision >= lastVersion);
+        var next = await reopened.PutAsync("a/4", Bytes("four"), Precondition.Absent, false, default);
+        Assert.True(next.NewVersion > lastVersion, "revision went backwards across a reopen");
+    }
+
+    [Fact]
+    public async Task A_torn_last_record_is_cut_off_at_every_possible_length()
+    {
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+        {
+            await store.PutAsync("k/base", Bytes("base"), Precondition.None, false, default);
+        }
+        var baseline = File.ReadAllBytes(LogPath); // compacted on the reopen below, so capture the raw log now
+
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+        {
+            // The reopen compacted: the log is empty, the snapshot holds k/base.
+            Assert.Equal(0, new FileInfo(LogPath).Length);
+            await store.CommitAsync([new TxnOp.Put("k/x", Bytes("x"), Precondition.Absent), new TxnOp.Put("k/y", Bytes("y"), Precondition.Absent)], default);
+        }
+        var fullRecord = File.ReadAllBytes(LogPath);
+        Assert.NotEmpty(baseline);
+        Assert.NotEmpty(fullRecord);
+        var snapshot = File.ReadAllBytes(Path.Combine(_directory.Path, EmbeddedFiles.SnapshotName));
+
+        for (var cut = 0; cut <= fullRecord.Length; cut++)
+        {
+            File.WriteAllBytes(Path.Combine(_directory.Path, EmbeddedFiles.SnapshotName), snapshot);
+            File.WriteAllBytes(LogPath, fullRecord.AsSpan(0, cut).ToArray());
+            await using var store = await EmbeddedStore.OpenAsync(_directory.Path);
+            var x = await store.GetAsync("k/x", default);
+            var y = await store.GetAsync("k/y", default);
+            Assert.Equal("base", Text(await store.GetAsync("k/base", default)));
+            if (cut == fullRecord.Length)
+            {
+                Assert.Equal(("x", "y"), (Text(x), Text(y)));
+            }
+            else
+            {
+                Assert.True(x is null && y is null, $"cut at {cut}/{fullRecord.Length} bytes left a partial transaction");
+            }
+            // The store stays writable after the cut and the write survives the next reopen.
+            var write = await store.PutAsync("k/after", Bytes($"{cut}"), Precondition.None, false, default);
+            Assert.Equal(WriteOutcome.Applied, write.Outcome);
+        }
+    }
+
+    [Fact]
+    public async Task A_corrupted_tail_record_is_dropped_and_earlier_ones_kept()
+    {
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+        {
+            await store.PutAsync("c/1", Bytes("one"), Precondition.None, false, default);
+            await store.PutAsync("c/2", Bytes("two"), Precondition.None, false, default);
+        }
+        var log = File.ReadAllBytes(LogPath);
+        log[^1] ^= 0xFF; // flip a bit in the last record's value: checksum must catch it
+        File.WriteAllBytes(LogPath, log);
+
+        await using var reopened = await EmbeddedStore.OpenAsync(_directory.Path);
+        Assert.Equal("one", Text(await reopened.GetAsync("c/1", default)));
+        Assert.Null(await reopened.GetAsync("c/2", default));
+    }
+
+    [Fact]
+    public async Task Garbage_appended_after_good_records_is_ignored()
+    {
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+            await store.PutAsync("g/1", Bytes("one"), Precondition.None, false, default);
+        await using (var file = new FileStream(LogPath, FileMode.Append))
+            file.Write([0xFF, 0xFF, 0xFF, 0x7F, 1, 2, 3]);
+
+        await using var reopened = await EmbeddedStore.OpenAsync(_directory.Path);
+        Assert.Equal("one", Text(await reopened.GetAsync("g/1", default)));
+    }
+
+    [Fact]
+    public async Task Leftover_temporary_snapshot_from_a_crashed_compaction_is_ignored()
+    {
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+            await store.PutAsync("s/1", Bytes("one"), Precondition.None, false, default);
+        File.WriteAllBytes(Path.Combine(_directory.Path, EmbeddedFiles.SnapshotTempName), [1, 2, 3]);
+
+        await using var reopened = await EmbeddedStore.OpenAsync(_directory.Path);
+        Assert.Equal("one", Text(await reopened.GetAsync("s/1", default)));
+        Assert.False(File.Exists(Path.Combine(_directory.Path, EmbeddedFiles.SnapshotTempName)));
+    }
+
+    [Fact]
+    public async Task Log_records_already_in_the_snapshot_are_not_applied_twice()
+    {
+        // Simulates a crash between writing the snapshot and truncating the log.
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+        {
+            await store.PutAsync("dup/k", Bytes("1"), Precondition.None, false, default);
+            await store.DeleteAsync("dup/k", Precondition.None, default);
+            await store.PutAsync("dup/k", Bytes("2"), Precondition.None, false, default);
+        }
+        var log = File.ReadAllBytes(LogPath);
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+            await store.PutAsync("dup/k", Bytes("3"), Precondition.None, false, default);
+        // Put the old, already-compacted records back in front of the new one.
+        var newRecord = File.ReadAllBytes(LogPath);
+        File.WriteAllBytes(LogPath, [.. log, .. newRecord]);
+
+        await using var reopened = await EmbeddedStore.OpenAsync(_directory.Path);
+        var entry = await reopened.GetAsync("dup/k", default);
+        Assert.Equal("3", Text(entry));
+    }
+
+    [Fact]
+    public async Task A_damaged_snapshot_is_reported_not_silently_discarded()
+    {
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+            await store.PutAsync("s/1", Bytes("one"), Precondition.None, false, default);
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path)) { } // compacts into the snapshot
+        var path = Path.Combine(_directory.Path, EmbeddedFiles.SnapshotName);
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x01;
+        File.WriteAllBytes(path, bytes);
+
+        var error = await Assert.ThrowsAsync<InvalidDataException>(() => EmbeddedStore.OpenAsync(_directory.Path));
+        Assert.Contains("checksum", error.Message);
+        // The failed open released the lock.
+        File.WriteAllBytes(path, [.. bytes.Select((b, i) => i == bytes.Length / 2 ? (byte)(b ^ 0x01) : b)]);
+        await using var repaired = await EmbeddedStore.OpenAsync(_directory.Path);
+        Assert.Equal("one", Text(await repaired.GetAsync("s/1", default)));
+    }
+
+    [Fact]
+    public async Task Large_log_is_compacted_and_still_replays_correctly()
+    {
+        var value = new byte[64 * 1024];
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                value[0] = (byte)i;
+                await store.PutAsync($"big/{i % 3}", value, Precondition.None, false, default);
+            }
+            // 40 × 64 KiB = 2.5 MiB of log: at least one compaction happened on the way.
+            Assert.True(new FileInfo(LogPath).Length < 40 * value.Length);
+        }
+        await using var reopened = await EmbeddedStore.OpenAsync(_directory.Path);
+        Assert.Equal(39, (await reopened.GetAsync("big/0", default))!.Value.Span[0]);
+        Assert.Equal(37, (await reopened.GetAsync("big/1", default))!.Value.Span[0]);
+        Assert.Equal(38, (await reopened.GetAsync("big/2", default))!.Value.Span[0]);
+    }
+
+    [Fact]
+    public async Task Slow_watcher_gets_a_fresh_snapshot_instead_of_an_unbounded_backlog()
+    {
+        await using var store = await EmbeddedStore.OpenAsync(_directory.Path);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await using var watch = store.WatchPrefixAsync("s/", cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await watch.MoveNextAsync());
+        Assert.IsType<WatchUpdate.Snapshot>(watch.Current);
+
+        var ops = Enumerable.Range(0, 64).Select(i => (TxnOp)new TxnOp.Put($"s/{i:d2}", Bytes("x"), Precondition.None)).ToList();
+        for (var round = 0; round < EmbeddedWatcher.Capacity / 64 + 2; round++)
+            await store.CommitAsync(ops, default);
+
+        Assert.True(await watch.MoveNextAsync());
+        var resync = Assert.IsType<WatchUpdate.Snapshot>(watch.Current);
+        Assert.Equal(64, resync.Entries.Count);
+    }
+
+    [Fact]
+    public async Task Disposing_the_store_ends_watches_and_refuses_further_calls()
+    {
+        var store = await EmbeddedStore.OpenAsync(_directory.Path);
+        var watch = store.WatchPrefixAsync("", CancellationToken.None).GetAsyncEnumerator();
+        Assert.True(await watch.MoveNextAsync());
+        await store.DisposeAsync();
+        Assert.False(await watch.MoveNextAsync());
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => store.GetAsync("x", default));
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => store.PutAsync("x", Bytes("x"), Precondition.None, false, default));
+    }
+
+    [Fact]
+    public async Task Only_one_liveness_at_a_time()
+    {
+        await using var store = await EmbeddedStore.OpenAsync(_directory.Path);
+        var first = await store.StartLivenessAsync(new LivenessOptions(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(5)), default);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => store.StartLivenessAsync(new LivenessOptions(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(5)), default));
+        await first.DisposeAsync();
+        await using var second = await store.StartLivenessAsync(new LivenessOptions(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(5)), default);
+        Assert.NotEqual(first.Id, second.Id);
+    }
+}
