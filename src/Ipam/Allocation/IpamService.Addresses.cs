@@ -1,0 +1,569 @@
+using System.Net;
+using Skein.Ipam.Addressing;
+using Skein.Ipam.Protocol;
+using Skein.Ipam.Store;
+
+namespace Skein.Ipam.Allocation;
+
+public sealed partial class IpamService
+{
+    private const string AddressInUse = "Address already in use";
+    private const string OutOfRange = "Requested address is out of range";
+    private const string NoAddresses = "No available addresses on this pool";
+
+    /// <summary>
+    /// IpamDriver.RequestAddress. The request kind comes from its options (cluster-store §4.8):
+    /// gateway (RequestAddressType), aux reservation (an address and no MAC), static endpoint
+    /// address (MAC and address) or dynamic endpoint address (MAC, no address). Repeats are
+    /// idempotent: the same gateway, the same aux address, the same address for the same MAC.
+    /// </summary>
+    public async Task<RequestAddressResponse> RequestAddressAsync(RequestAddressRequest request, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var id = PoolId.Parse(request.PoolID);
+        var options = request.Options;
+        bool gateway = options is not null && options.TryGetValue(IpamLabels.RequestAddressType, out var type) && type == IpamLabels.GatewayRequest;
+        string? mac = options is not null && options.TryGetValue(IpamLabels.MacAddress, out var macText) && macText.Length > 0
+            ? NormalizeMac(macText)
+            : null;
+        IPAddress? wanted = null;
+        if (!string.IsNullOrEmpty(request.Address))
+        {
+            wanted = IpAddressText.Parse(request.Address, "Address");
+            if (!id.Pool.Contains(wanted))
+                throw SkeinException.Invalid($"{OutOfRange}: {IpAddressText.Format(wanted)} is not inside pool {id.Pool}");
+        }
+
+        var address = await WithPoolAsync(id.Space, id.Pool, async cache =>
+        {
+            CheckSubPoolKnown(cache, id);
+            if (gateway)
+                return await RequestGatewayAsync(cache, id, wanted, ct).ConfigureAwait(false);
+            if (wanted is not null)
+            {
+                var slot = mac is null
+                    ? new SlotRecord { Kind = SlotKinds.Aux, Node = SlotKinds.AnyNode, Ts = NowSeconds() }
+                    : new SlotRecord { Kind = SlotKinds.Container, Node = _node, State = SlotKinds.Pending, Mac = mac, Ts = NowSeconds() };
+                await PlaceSlotAsync(cache, id, wanted, slot, existing => IsSameRequest(existing, slot), poolUpdate: null, ct).ConfigureAwait(false);
+                return wanted;
+            }
+            return await AllocateDynamicAsync(cache, id, mac, ct).ConfigureAwait(false);
+        }, ct).ConfigureAwait(false);
+
+        return new RequestAddressResponse { Address = Cidr(address, id.Pool), Data = [] };
+    }
+
+    /// <summary>A slot already holding the address satisfies a repeat of the same request.</summary>
+    private bool IsSameRequest(SlotRecord existing, SlotRecord wanted) => wanted.Kind switch
+    {
+        SlotKinds.Aux => existing.Kind == SlotKinds.Aux,
+        SlotKinds.Container => existing.Kind == SlotKinds.Container && existing.Node == _node && existing.Mac is not null && existing.Mac == wanted.Mac,
+        _ => false,
+    };
+
+    private static void CheckSubPoolKnown(PoolCache cache, PoolId id)
+    {
+        if (id.SubPool is not { } sub)
+            return;
+        string text = sub.ToString();
+        if (!cache.Record.Users.Values.Any(u => u.Sub == text))
+            throw SkeinException.NotFound($"Address Pool not found: pool {id.Pool} has no sub-pool {sub} (PoolID {id})");
+    }
+
+    /// <summary>
+    /// The gateway is agreed once per pool and kept in the pool record: the first request fixes it
+    /// (the given --gateway, else the lowest free address of the PoolID's window, as Docker's
+    /// allocator does); later requests get the same one, and a different explicit one is an error.
+    /// </summary>
+    private async Task<IPAddress> RequestGatewayAsync(PoolCache cache, PoolId id, IPAddress? wanted, CancellationToken ct)
+    {
+        if (cache.Record.Gateway is { } recorded)
+        {
+            var agreed = IpAddressText.Parse(recorded, "recorded gateway");
+            if (wanted is not null && !wanted.Equals(agreed))
+                throw SkeinException.Conflict($"pool {id.Pool} already has gateway {recorded}; this request asks for {IpAddressText.Format(wanted)} (was the network created with another --gateway elsewhere?)");
+            return agreed;
+        }
+
+        var target = wanted ?? await LowestFreeAddressAsync(cache, id, ct).ConfigureAwait(false)
+            ?? throw SkeinException.Conflict($"{NoAddresses}: no address is free for the gateway of {id}");
+        var slot = new SlotRecord { Kind = SlotKinds.Gateway, Node = SlotKinds.AnyNode, Ts = NowSeconds() };
+        var poolUpdate = cache.Record with { Gateway = IpAddressText.Format(target) };
+        await PlaceSlotAsync(cache, id, target, slot, _ => false, poolUpdate, ct).ConfigureAwait(false);
+        return target;
+    }
+
+    /// <summary>Lowest address of the window that is neither reserved nor taken, reading blocks other nodes own as needed.</summary>
+    private async Task<IPAddress?> LowestFreeAddressAsync(PoolCache cache, PoolId id, CancellationToken ct)
+    {
+        var window = id.Window;
+        var blockOfStart = cache.BlockOf(window.Network, out var firstIndex);
+        UInt128 blockCount = window.Length >= cache.BlockLength ? 1 : window.BlockCount(cache.BlockLength);
+        for (UInt128 i = 0; i < blockCount && i < 4096; i++)
+        {
+            var blockCidr = i == 0 ? blockOfStart : cache.Pool.BlockAt(cache.BlockLength, firstIndex + i);
+            var slots = (await ReadAnyBlockAsync(cache, firstIndex + i, blockCidr, ct).ConfigureAwait(false))?.Slots;
+            if (!PoolCache.WindowRange(blockCidr, window, out int first, out int last))
+                continue;
+            UInt128 blockStart = cache.PoolOrdinalOfBlockStart(blockCidr);
+            for (int ordinal = first; ordinal <= last; ordinal++)
+            {
+                if (BlockGeometry.IsReserved(cache.Pool, blockStart + (UInt128)ordinal))
+                    continue;
+                if (slots is null || !slots.ContainsKey(ordinal))
+                    return blockCidr.AddressAt((UInt128)ordinal);
+            }
+        }
+        return null;
+    }
+
+    private async Task<BlockRecord?> ReadAnyBlockAsync(PoolCache cache, UInt128 index, IpPrefix blockCidr, CancellationToken ct)
+    {
+        if (cache.Blocks.TryGetValue(index, out var mine))
+            return mine.Record;
+        var read = await _store.ReadAsync(_keys.Block(cache.Space, cache.Pool, blockCidr), IpamStoreJsonContext.Default.BlockRecord, ct).ConfigureAwait(false);
+        return read?.Value;
+    }
+
+    /// <summary>
+    /// Puts <paramref name="slot"/> at a given address: into the existing block (whoever owns it) with
+    /// a version check, or by claiming the block. A taken address is fine only when
+    /// <paramref name="isRepeat"/> says the holder is this same request.
+    /// </summary>
+    private async Task PlaceSlotAsync(PoolCache cache, PoolId id, IPAddress address, SlotRecord slot,
+        Func<SlotRecord, bool> isRepeat, PoolRecord? poolUpdate, CancellationToken ct)
+    {
+        var blockCidr = cache.BlockOf(address, out var index);
+        int ordinal = (int)blockCidr.OrdinalOf(address);
+        UInt128 poolOrdinal = cache.PoolOrdinalOfBlockStart(blockCidr) + (UInt128)ordinal;
+        if (BlockGeometry.IsReserved(cache.Pool, poolOrdinal))
+            throw SkeinException.Conflict($"{AddressInUse}: {IpAddressText.Format(address)} is the {(poolOrdinal == 0 ? "network" : "broadcast")} address of {cache.Pool}");
+
+        string blockKey = _keys.Block(cache.Space, cache.Pool, blockCidr);
+        CachedBlock? mine = cache.Blocks.GetValueOrDefault(index);
+        (BlockRecord Value, long Version)? current = mine is not null
+            ? (mine.Record, mine.Version)
+            : await _store.ReadAsync(blockKey, IpamStoreJsonContext.Default.BlockRecord, ct).ConfigureAwait(false);
+
+        string token = _store.NextToken();
+        var ops = new List<TxnOp>(3);
+        BlockRecord written;
+        bool claiming = current is null;
+        if (current is { } existing)
+        {
+            if (existing.Value.Slots.TryGetValue(ordinal, out var holder))
+            {
+                if (isRepeat(holder))
+                    return;
+                throw SkeinException.Conflict($"{AddressInUse}: {IpAddressText.Format(address)} in pool {id}");
+            }
+            written = WithSlot(existing.Value, ordinal, slot) with { W = token };
+            ops.Add(new TxnOp.Put(blockKey, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(existing.Version)));
+        }
+        else
+        {
+            written = WithSlot(NewBlock(cache, blockCidr, token), ordinal, slot);
+            ops.Add(new TxnOp.Put(blockKey, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.Absent));
+            ops.Add(AffinityPut(cache, blockCidr, borrowed: false, token, Precondition.Absent));
+        }
+
+        if (poolUpdate is not null)
+            ops.Add(new TxnOp.Put(cache.PoolKey, IpamStoreAccess.Encode(poolUpdate with { W = token }, IpamStoreJsonContext.Default.PoolRecord), Precondition.VersionIs(cache.PoolVersion)));
+        else if (claiming)
+            ops.Add(new TxnOp.Check(cache.PoolKey, Precondition.VersionIs(cache.PoolVersion)));
+
+        var result = await _store.CommitAsync(ops, token, ct).ConfigureAwait(false);
+        if (!result.Applied)
+            throw new StaleStateException();
+        if (result.NewVersions[0] == 0)
+        {
+            _pools.TryRemove(cache.PoolKey, out _); // applied, but only recognised by our token: re-read next time
+            return;
+        }
+        if (mine is not null)
+        {
+            mine.Record = written;
+            mine.Version = result.NewVersions[0];
+        }
+        else if (claiming)
+        {
+            cache.Blocks[index] = new CachedBlock(blockCidr, index, blockKey, result.NewVersions[0], written, borrowed: false);
+        }
+        if (poolUpdate is not null)
+        {
+            cache.Record = poolUpdate with { W = token };
+            cache.PoolVersion = result.NewVersions[^1];
+        }
+    }
+
+    /// <summary>
+    /// A dynamic address, in this order: the address this MAC already holds (a retried call); the
+    /// lowest free, unquarantined ordinal of this node's blocks in the window; the ordinal freed
+    /// longest ago in those blocks; a newly claimed block; a borrowed slot in another node's block.
+    /// </summary>
+    private async Task<IPAddress> AllocateDynamicAsync(PoolCache cache, PoolId id, string? mac, CancellationToken ct)
+    {
+        var window = id.Window;
+        if (mac is not null)
+        {
+            foreach (var block in cache.Blocks.Values)
+            {
+                foreach (var (ordinal, held) in block.Record.Slots)
+                {
+                    if (held.Kind == SlotKinds.Container && held.Node == _node && held.Mac == mac && held.State != SlotKinds.Bound)
+                        return block.Cidr.AddressAt((UInt128)ordinal);
+                }
+            }
+        }
+
+        long now = NowSeconds();
+        long quarantine = (long)_options.Quarantine.TotalSeconds;
+        CachedBlock? oldestBlock = null;
+        int oldestOrdinal = -1;
+        long oldestFreed = long.MaxValue;
+        foreach (var block in cache.Blocks.Values)
+        {
+            if (!PoolCache.WindowRange(block.Cidr, window, out int first, out int last))
+                continue;
+            UInt128 blockStart = cache.PoolOrdinalOfBlockStart(block.Cidr);
+            for (int ordinal = first; ordinal <= last; ordinal++)
+            {
+                if (block.Record.Slots.ContainsKey(ordinal) || BlockGeometry.IsReserved(cache.Pool, blockStart + (UInt128)ordinal))
+                    continue;
+                if (block.Record.Freed.TryGetValue(ordinal, out long freedAt) && now - freedAt < quarantine)
+                {
+                    if (freedAt < oldestFreed)
+                        (oldestBlock, oldestOrdinal, oldestFreed) = (block, ordinal, freedAt);
+                    continue;
+                }
+                return await TakeOrdinalAsync(cache, block, ordinal, mac, ct).ConfigureAwait(false);
+            }
+        }
+        if (oldestBlock is not null)
+            return await TakeOrdinalAsync(cache, oldestBlock, oldestOrdinal, mac, ct).ConfigureAwait(false);
+
+        var claimed = await ClaimBlockAsync(cache, id, mac, ct).ConfigureAwait(false);
+        if (claimed is not null)
+            return claimed;
+        if (!_options.StrictAffinity)
+        {
+            var borrowed = await BorrowAsync(cache, id, mac, ct).ConfigureAwait(false);
+            if (borrowed is not null)
+                return borrowed;
+        }
+        throw SkeinException.Conflict($"{NoAddresses}: every address of {window} in pool {id} is taken");
+    }
+
+    private SlotRecord ContainerSlot(string? mac) =>
+        new() { Kind = SlotKinds.Container, Node = _node, State = SlotKinds.Pending, Mac = mac, Ts = NowSeconds() };
+
+    private async Task<IPAddress> TakeOrdinalAsync(PoolCache cache, CachedBlock block, int ordinal, string? mac, CancellationToken ct)
+    {
+        string token = _store.NextToken();
+        var written = WithSlot(block.Record, ordinal, ContainerSlot(mac)) with { W = token };
+        var put = new TxnOp.Put(block.Key, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(block.Version));
+        var result = await _store.CommitAsync([put], token, ct).ConfigureAwait(false);
+        if (!result.Applied)
+            throw new StaleStateException();
+        if (result.NewVersions[0] == 0)
+            _pools.TryRemove(cache.PoolKey, out _);
+        block.Record = written;
+        block.Version = result.NewVersions[0];
+        return block.Cidr.AddressAt((UInt128)ordinal);
+    }
+
+    /// <summary>Claims the lowest unclaimed block of the window (create-if-absent) together with the first address in it.</summary>
+    private async Task<IPAddress?> ClaimBlockAsync(PoolCache cache, PoolId id, string? mac, CancellationToken ct)
+    {
+        var window = id.Window;
+        var (keys, _) = await _store.ListAsync(_keys.BlocksOf(cache.Space, cache.Pool), keysOnly: true, ct).ConfigureAwait(false);
+        var existing = keys.Select(k => StoreKeys.LastSegment(k.Key)).ToHashSet(StringComparer.Ordinal);
+        cache.BlockOf(window.Network, out var firstIndex);
+        UInt128 blockCount = window.Length >= cache.BlockLength ? 1 : window.BlockCount(cache.BlockLength);
+        int budget = existing.Count + _options.MaxCasAttempts;
+        for (UInt128 i = 0; i < blockCount && budget > 0; i++)
+        {
+            var blockCidr = cache.Pool.BlockAt(cache.BlockLength, firstIndex + i);
+            if (existing.Contains(blockCidr.ToKeySegment()))
+            {
+                budget--;
+                continue;
+            }
+            string token = _store.NextToken();
+            var fresh = NewBlock(cache, blockCidr, token);
+            int ordinal = FirstFreeInWindow(cache, blockCidr, fresh, window);
+            if (ordinal < 0)
+                continue;
+            var written = WithSlot(fresh, ordinal, ContainerSlot(mac));
+            string blockKey = _keys.Block(cache.Space, cache.Pool, blockCidr);
+            TxnOp[] ops =
+            [
+                new TxnOp.Check(cache.PoolKey, Precondition.VersionIs(cache.PoolVersion)),
+                new TxnOp.Put(blockKey, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.Absent),
+                AffinityPut(cache, blockCidr, borrowed: false, token, Precondition.Absent),
+            ];
+            var result = await _store.CommitAsync(ops, token, ct).ConfigureAwait(false);
+            if (!result.Applied)
+            {
+                if (result.FailedOpIndex == 1)
+                {
+                    budget--;
+                    continue; // another node claimed it first: try the next block
+                }
+                throw new StaleStateException();
+            }
+            if (result.NewVersions[1] == 0)
+                _pools.TryRemove(cache.PoolKey, out _);
+            else
+                cache.Blocks[firstIndex + i] = new CachedBlock(blockCidr, firstIndex + i, blockKey, result.NewVersions[1], written, borrowed: false);
+            return blockCidr.AddressAt((UInt128)ordinal);
+        }
+        return null;
+    }
+
+    /// <summary>Near exhaustion: one free address from a block another node owns, recorded as borrowed.</summary>
+    private async Task<IPAddress?> BorrowAsync(PoolCache cache, PoolId id, string? mac, CancellationToken ct)
+    {
+        var window = id.Window;
+        var (entries, _) = await _store.ListAsync(_keys.BlocksOf(cache.Space, cache.Pool), keysOnly: false, ct).ConfigureAwait(false);
+        var candidates = entries.ToArray();
+        Random.Shared.Shuffle(candidates);
+        long now = NowSeconds();
+        long quarantine = (long)_options.Quarantine.TotalSeconds;
+        foreach (var entry in candidates)
+        {
+            if (!IpPrefix.TryParseKeySegment(StoreKeys.LastSegment(entry.Key), out var blockCidr) || !blockCidr.Overlaps(window))
+                continue;
+            var index = cache.Pool.BlockIndexOf(blockCidr.Network, cache.BlockLength);
+            if (cache.Blocks.ContainsKey(index))
+                continue;
+            var record = IpamStoreAccess.Decode(entry, IpamStoreJsonContext.Default.BlockRecord);
+            int ordinal = FirstFreeInWindow(cache, blockCidr, record, window, now, quarantine);
+            if (ordinal < 0)
+                continue;
+            string token = _store.NextToken();
+            var written = WithSlot(record, ordinal, ContainerSlot(mac)) with { W = token };
+            TxnOp[] ops =
+            [
+                new TxnOp.Put(entry.Key, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(entry.Version)),
+                AffinityPut(cache, blockCidr, borrowed: true, token, Precondition.None),
+            ];
+            var result = await _store.CommitAsync(ops, token, ct).ConfigureAwait(false);
+            if (!result.Applied)
+                continue;
+            if (result.NewVersions[0] == 0)
+                _pools.TryRemove(cache.PoolKey, out _);
+            else
+                cache.Blocks[index] = new CachedBlock(blockCidr, index, entry.Key, result.NewVersions[0], written, borrowed: true);
+            return blockCidr.AddressAt((UInt128)ordinal);
+        }
+        return null;
+    }
+
+    private static int FirstFreeInWindow(PoolCache cache, IpPrefix blockCidr, BlockRecord record, IpPrefix window, long now = 0, long quarantine = 0)
+    {
+        if (!PoolCache.WindowRange(blockCidr, window, out int first, out int last))
+            return -1;
+        UInt128 blockStart = cache.PoolOrdinalOfBlockStart(blockCidr);
+        for (int ordinal = first; ordinal <= last; ordinal++)
+        {
+            if (record.Slots.ContainsKey(ordinal) || BlockGeometry.IsReserved(cache.Pool, blockStart + (UInt128)ordinal))
+                continue;
+            if (quarantine > 0 && record.Freed.TryGetValue(ordinal, out long freedAt) && now - freedAt < quarantine)
+                continue;
+            return ordinal;
+        }
+        return -1;
+    }
+
+    /// <summary>A new block owned by this node, with the pool's reserved addresses that fall inside it.</summary>
+    private BlockRecord NewBlock(PoolCache cache, IpPrefix blockCidr, string token)
+    {
+        var slots = new Dictionary<int, SlotRecord>();
+        UInt128 blockStart = cache.PoolOrdinalOfBlockStart(blockCidr);
+        long now = NowSeconds();
+        foreach (UInt128 reserved in cache.Pool.IsV6 ? [UInt128.Zero] : new[] { UInt128.Zero, cache.Pool.LastOrdinal })
+        {
+            if (reserved >= blockStart && reserved - blockStart <= blockCidr.LastOrdinal)
+                slots[(int)(reserved - blockStart)] = new SlotRecord { Kind = SlotKinds.Reserved, Node = SlotKinds.AnyNode, Ts = now };
+        }
+        return new BlockRecord { W = token, Owner = _node, OwnerInc = _incarnation, Slots = slots };
+    }
+
+    private static BlockRecord WithSlot(BlockRecord block, int ordinal, SlotRecord slot)
+    {
+        var slots = new Dictionary<int, SlotRecord>(block.Slots) { [ordinal] = slot };
+        var freed = block.Freed;
+        if (freed.ContainsKey(ordinal))
+        {
+            freed = new Dictionary<int, long>(freed);
+            freed.Remove(ordinal);
+        }
+        return block with { Slots = slots, Freed = freed };
+    }
+
+    private TxnOp AffinityPut(PoolCache cache, IpPrefix blockCidr, bool borrowed, string token, Precondition pre) =>
+        new TxnOp.Put(_keys.Affinity(_node, cache.Space, cache.Pool, blockCidr),
+            IpamStoreAccess.Encode(new AffinityRecord { W = token, Borrowed = borrowed }, IpamStoreJsonContext.Default.AffinityRecord), pre);
+
+    /// <summary>
+    /// IpamDriver.ReleaseAddress: frees this node's endpoint address and quarantines it. Gateway, aux
+    /// and reserved slots stay until the pool goes; another node's slot is never freed; an address
+    /// that is already free is fine (a late or repeated release).
+    /// </summary>
+    public async Task ReleaseAddressAsync(ReleaseAddressRequest request, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var id = PoolId.Parse(request.PoolID);
+        if (string.IsNullOrEmpty(request.Address))
+            throw SkeinException.Invalid("Address is missing: ReleaseAddress needs the address to release");
+        var address = IpAddressText.Parse(request.Address, "Address");
+        if (!id.Pool.Contains(address))
+            throw SkeinException.Invalid($"{OutOfRange}: {IpAddressText.Format(address)} is not inside pool {id.Pool}");
+
+        await WithPoolAsync(id.Space, id.Pool, async cache =>
+        {
+            var blockCidr = cache.BlockOf(address, out var index);
+            int ordinal = (int)blockCidr.OrdinalOf(address);
+            string blockKey = _keys.Block(cache.Space, cache.Pool, blockCidr);
+            var mine = cache.Blocks.GetValueOrDefault(index);
+            (BlockRecord Value, long Version)? current = mine is not null
+                ? (mine.Record, mine.Version)
+                : await _store.ReadAsync(blockKey, IpamStoreJsonContext.Default.BlockRecord, ct).ConfigureAwait(false);
+            if (current is not { } block || !block.Value.Slots.TryGetValue(ordinal, out var slot))
+                return true;
+            if (slot.Kind != SlotKinds.Container || slot.Node != _node)
+                return true;
+
+            string token = _store.NextToken();
+            long now = NowSeconds();
+            var slots = new Dictionary<int, SlotRecord>(block.Value.Slots);
+            slots.Remove(ordinal);
+            long quarantine = (long)_options.Quarantine.TotalSeconds;
+            var freed = block.Value.Freed.Where(f => now - f.Value < quarantine).ToDictionary();
+            freed[ordinal] = now;
+            var written = block.Value with { W = token, Slots = slots, Freed = freed };
+            var put = new TxnOp.Put(blockKey, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(block.Version));
+            var result = await _store.CommitAsync([put], token, ct).ConfigureAwait(false);
+            if (!result.Applied)
+                throw new StaleStateException();
+            if (mine is not null && result.NewVersions[0] != 0)
+            {
+                mine.Record = written;
+                mine.Version = result.NewVersions[0];
+            }
+            else
+            {
+                _pools.TryRemove(cache.PoolKey, out _);
+            }
+            return true;
+        }, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Called by the network driver at CreateEndpoint: marks this node's pending slot for the address
+    /// as bound to the endpoint (cluster-store §4.8). With no PoolID the pool is found by address among
+    /// the pools this node holds. False when no slot of this node holds the address (for example an
+    /// address from another IPAM driver).
+    /// </summary>
+    public Task<bool> MarkEndpointBoundAsync(string? poolId, IPAddress address, string endpointId, CancellationToken ct) =>
+        MarkEndpointAsync(poolId, address, endpointId, bind: true, ct);
+
+    /// <summary>Called at DeleteEndpoint: the slot returns to pending; the IPAM ReleaseAddress that follows frees it.</summary>
+    public Task<bool> MarkEndpointUnboundAsync(string? poolId, IPAddress address, string endpointId, CancellationToken ct) =>
+        MarkEndpointAsync(poolId, address, endpointId, bind: false, ct);
+
+    private async Task<bool> MarkEndpointAsync(string? poolId, IPAddress address, string endpointId, bool bind, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (endpointId is null || !EndpointIdPattern().IsMatch(endpointId))
+            throw SkeinException.Invalid($"EndpointID '{IpAddressText.Printable(endpointId ?? "")}' must be 1-64 characters of a-z and 0-9");
+
+        List<(string Space, IpPrefix Pool)> candidates = [];
+        if (!string.IsNullOrEmpty(poolId))
+        {
+            var id = PoolId.Parse(poolId);
+            if (!id.Pool.Contains(address))
+                throw SkeinException.Invalid($"{OutOfRange}: {IpAddressText.Format(address)} is not inside pool {id.Pool}");
+            candidates.Add((id.Space, id.Pool));
+        }
+        else
+        {
+            var (pools, _) = await _store.ListAsync(_keys.Pools, keysOnly: false, ct).ConfigureAwait(false);
+            foreach (var entry in pools)
+            {
+                var record = IpamStoreAccess.Decode(entry, IpamStoreJsonContext.Default.PoolRecord);
+                if (record.Users.ContainsKey(_node) && IpPrefix.TryParse(record.Cidr, false, out var pool, out _) && pool.Contains(address))
+                    candidates.Add((record.Space, pool));
+            }
+        }
+
+        foreach (var (space, pool) in candidates)
+        {
+            bool marked;
+            try
+            {
+                marked = await WithPoolAsync(space, pool, cache => MarkSlotAsync(cache, address, endpointId, bind, ct), ct).ConfigureAwait(false);
+            }
+            catch (SkeinException e) when (e.Kind == ErrorKind.NotFound && string.IsNullOrEmpty(poolId))
+            {
+                continue;
+            }
+            if (marked)
+                return true;
+        }
+        return false;
+    }
+
+    private async Task<bool> MarkSlotAsync(PoolCache cache, IPAddress address, string endpointId, bool bind, CancellationToken ct)
+    {
+        cache.BlockOf(address, out var index);
+        if (!cache.Blocks.TryGetValue(index, out var block))
+            return false;
+        int ordinal = (int)block.Cidr.OrdinalOf(address);
+        if (!block.Record.Slots.TryGetValue(ordinal, out var slot) || slot.Kind != SlotKinds.Container || slot.Node != _node)
+            return false;
+        SlotRecord updated;
+        if (bind)
+        {
+            if (slot.State == SlotKinds.Bound && slot.Eid == endpointId)
+                return true;
+            updated = slot with { State = SlotKinds.Bound, Eid = endpointId };
+        }
+        else
+        {
+            if (slot.State != SlotKinds.Bound)
+                return true;
+            if (slot.Eid != endpointId)
+                return false;
+            updated = slot with { State = SlotKinds.Pending, Eid = null };
+        }
+        string token = _store.NextToken();
+        var written = WithSlot(block.Record, ordinal, updated) with { W = token };
+        var put = new TxnOp.Put(block.Key, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(block.Version));
+        var result = await _store.CommitAsync([put], token, ct).ConfigureAwait(false);
+        if (!result.Applied)
+            throw new StaleStateException();
+        if (result.NewVersions[0] == 0)
+        {
+            _pools.TryRemove(cache.PoolKey, out _);
+        }
+        else
+        {
+            block.Record = written;
+            block.Version = result.NewVersions[0];
+        }
+        return true;
+    }
+
+    /// <summary>Six hex pairs separated by ':' or '-', returned lower-case with ':' (the engine's form).</summary>
+    private static string NormalizeMac(string text)
+    {
+        string lower = text.ToLowerInvariant().Replace('-', ':');
+        string[] parts = lower.Split(':');
+        bool valid = parts.Length == 6 && parts.All(p => p.Length == 2 && p.All(char.IsAsciiHexDigit));
+        if (!valid)
+            throw SkeinException.Invalid($"option {IpamLabels.MacAddress}='{IpAddressText.Printable(text)}' is not a MAC address like 02:42:ac:11:00:02");
+        return lower;
+    }
+}
