@@ -65,7 +65,7 @@ public readonly record struct IpPrefix
         string addressText = slash < 0 ? text : text[..slash];
         if (!IPAddress.TryParse(addressText, out var address)) return false;
         if (address.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)) return false;
-        if (address.ScopeId != 0) return false;
+        if (address.AddressFamily == AddressFamily.InterNetworkV6 && address.ScopeId != 0) return false;
         int max = MaxPrefixLength(address.AddressFamily);
         int length = max;
         if (slash >= 0)

@@ -65,10 +65,12 @@ public sealed record VxlanSpec(string Name, int Vni) : LinkSpec(Name)
             data.WriteAddress(Local.AddressFamily == AddressFamily.InterNetwork ? VxlanAttribute.Local : VxlanAttribute.Local6, Local);
         if (UnderlayIndex is { } underlay) data.WriteUInt32(VxlanAttribute.Link, (uint)underlay);
         if (Ttl is { } ttl) data.WriteUInt8(VxlanAttribute.Ttl, (byte)ttl);
+        // Learning is on by default in the kernel, so it is always stated; proxy and the miss
+        // notifications are off by default and only sent to turn them on (as iproute2 does).
         data.WriteBool(VxlanAttribute.Learning, Learning);
-        data.WriteBool(VxlanAttribute.Proxy, Proxy);
-        data.WriteBool(VxlanAttribute.L2Miss, L2Miss);
-        data.WriteBool(VxlanAttribute.L3Miss, L3Miss);
+        if (Proxy) data.WriteBool(VxlanAttribute.Proxy, true);
+        if (L2Miss) data.WriteBool(VxlanAttribute.L2Miss, true);
+        if (L3Miss) data.WriteBool(VxlanAttribute.L3Miss, true);
         data.WriteUInt16BigEndian(VxlanAttribute.Port, Port);
         if (UdpChecksum is { } checksum) data.WriteBool(VxlanAttribute.UdpChecksum, checksum);
         if (UdpZeroChecksum6Tx is { } zeroTx) data.WriteBool(VxlanAttribute.UdpZeroChecksum6Tx, zeroTx);

@@ -22,7 +22,7 @@ internal static class LinkMessages
         spec.WriteLinkAttributes(link);
         using (var info = link.BeginNest<LinkInfoAttribute>(LinkAttribute.LinkInfo))
         {
-            info.WriteString(LinkInfoAttribute.Kind, spec.Kind);
+            info.WriteStringWithoutNul(LinkInfoAttribute.Kind, spec.Kind);
             spec.WriteInfoData(info);
         }
         return message.Finish();

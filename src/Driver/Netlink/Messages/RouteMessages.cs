@@ -57,10 +57,11 @@ internal static class RouteMessages
         if (route.Table >= 256) attributes.WriteUInt32(RouteAttribute.Table, (uint)route.Table);
         if (route.Destination.PrefixLength > 0)
             attributes.WriteAddress(RouteAttribute.Destination, route.Destination.Network.Address);
-        if (route.PreferredSource is { } source) attributes.WriteAddress(RouteAttribute.PreferredSource, source);
+        // The order of `ip route add DST via GW metric N src S dev D`, so captures compare byte for byte.
         if (route.Gateway is { } gateway) attributes.WriteAddress(RouteAttribute.Gateway, gateway);
-        if (route.OutputIndex is { } device) attributes.WriteUInt32(RouteAttribute.OutputInterface, (uint)device);
         if (route.Metric is { } metric) attributes.WriteUInt32(RouteAttribute.Priority, (uint)metric);
+        if (route.PreferredSource is { } source) attributes.WriteAddress(RouteAttribute.PreferredSource, source);
+        if (route.OutputIndex is { } device) attributes.WriteUInt32(RouteAttribute.OutputInterface, (uint)device);
         if (route.Mtu is { } mtu)
         {
             using var metrics = attributes.BeginNest<RouteMetricAttribute>(RouteAttribute.Metrics);

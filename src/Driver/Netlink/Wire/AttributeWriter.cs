@@ -59,6 +59,16 @@ internal ref struct AttributeWriter<TId> where TId : unmanaged, Enum
         destination[byteCount] = 0;
     }
 
+    /// <summary>
+    /// A string without the terminating NUL: how iproute2 sends IFLA_INFO_KIND (an NLA_STRING, which
+    /// the kernel accepts either way), kept so our bytes compare equal with what `ip` sends.
+    /// </summary>
+    public void WriteStringWithoutNul(TId id, string value)
+    {
+        var destination = Reserve(id, Encoding.UTF8.GetByteCount(value), 0);
+        Encoding.UTF8.GetBytes(value, destination);
+    }
+
     /// <summary>The address in network byte order (4 or 16 bytes).</summary>
     public void WriteAddress(TId id, IPAddress address)
     {

@@ -160,41 +160,53 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         {
             int received = ReceiveDatagram(operation, out bool fromKernel);
             if (!fromKernel) continue;
-            ReadOnlySpan<byte> datagram = _receiveBuffer.AsSpan(0, received);
-            while (datagram.Length > 0)
-            {
-                int consumed = ReceivedMessage.Next(datagram, out var message);
-                datagram = datagram[consumed..];
-
-                // Stale replies (to a request that timed out earlier) and notifications are not ours.
-                if (message.Header.Sequence != sequence || message.Header.PortId != PortId) continue;
-
-                if ((message.Flags & MessageFlags.DumpInterrupted) != 0) interrupted = true;
-
-                switch (message.Type)
-                {
-                    case MessageType.Error:
-                        int error = ExtendedAck.ReadError(message, out string? kernelMessage);
-                        if (error != 0) throw new NetlinkException(-error, operation, kernelMessage);
-                        return; // the ACK: the request is complete
-                    case MessageType.Done:
-                        int doneError = ExtendedAck.ReadDoneError(message, out string? doneMessage);
-                        if (doneError != 0) throw new NetlinkException(-doneError, operation, doneMessage);
-                        if (!expectAck) return;
-                        continue;
-                    case MessageType.Noop:
-                        continue;
-                    case MessageType.Overrun:
-                        throw new NetlinkTransportException(operation, "the kernel reported a data overrun");
-                }
-
-                if (decoder is not null && results is not null && decoder(in message, out T result))
-                    results.Add(result);
-
-                // A single (non-multipart) reply to a GET completes it.
-                if ((message.Flags & MessageFlags.Multi) == 0 && !expectAck) return;
-            }
+            if (ProcessDatagram(_receiveBuffer.AsSpan(0, received), sequence, PortId, operation, expectAck, decoder, results, ref interrupted))
+                return;
         }
+    }
+
+    /// <summary>
+    /// Handles one received datagram for the request (<paramref name="sequence"/>, <paramref name="portId"/>):
+    /// skips messages that are not replies to it, decodes the rest, throws the kernel's error, and
+    /// returns true once the request is complete (its ACK, NLMSG_DONE, or a single GET reply).
+    /// </summary>
+    internal static bool ProcessDatagram<T>(ReadOnlySpan<byte> datagram, uint sequence, uint portId, string operation, bool expectAck,
+        ReplyDecoder<T>? decoder, List<T>? results, ref bool interrupted)
+    {
+        while (datagram.Length > 0)
+        {
+            int consumed = ReceivedMessage.Next(datagram, out var message);
+            datagram = datagram[consumed..];
+
+            // Stale replies (to a request that timed out earlier) and notifications are not ours.
+            if (message.Header.Sequence != sequence || message.Header.PortId != portId) continue;
+
+            if ((message.Flags & MessageFlags.DumpInterrupted) != 0) interrupted = true;
+
+            switch (message.Type)
+            {
+                case MessageType.Error:
+                    int error = ExtendedAck.ReadError(message, out string? kernelMessage);
+                    if (error != 0) throw new NetlinkException(-error, operation, kernelMessage);
+                    return true; // the ACK: the request is complete
+                case MessageType.Done:
+                    int doneError = ExtendedAck.ReadDoneError(message, out string? doneMessage);
+                    if (doneError != 0) throw new NetlinkException(-doneError, operation, doneMessage);
+                    if (!expectAck) return true;
+                    continue;
+                case MessageType.Noop:
+                    continue;
+                case MessageType.Overrun:
+                    throw new NetlinkTransportException(operation, "the kernel reported a data overrun");
+            }
+
+            if (decoder is not null && results is not null && decoder(in message, out T result))
+                results.Add(result);
+
+            // A single (non-multipart) reply to a GET completes it.
+            if ((message.Flags & MessageFlags.Multi) == 0 && !expectAck) return true;
+        }
+        return false;
     }
 
     /// <summary>Receives one datagram, first peeking its size so a large reply is never truncated.</summary>
