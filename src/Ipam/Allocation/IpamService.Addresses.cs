@@ -188,6 +188,7 @@ public sealed partial class IpamService
         else if (claiming)
         {
             cache.Blocks[index] = new CachedBlock(blockCidr, index, blockKey, result.NewVersions[0], written, borrowed: false);
+            cache.ExistingBlocks?.Add(index);
         }
         if (poolUpdate is not null)
         {
@@ -198,8 +199,10 @@ public sealed partial class IpamService
 
     /// <summary>
     /// A dynamic address, in this order: the address this MAC already holds (a retried call); the
-    /// lowest free, unquarantined ordinal of this node's blocks in the window; the ordinal freed
-    /// longest ago in those blocks; a newly claimed block; a borrowed slot in another node's block.
+    /// lowest free, unquarantined address of the window, taken from this node's blocks or by
+    /// claiming an unclaimed block that lies lower (so one host hands out addresses in Docker's
+    /// lowest-first order); the address freed longest ago in this node's blocks; a slot borrowed
+    /// from another node's block. In steady state this is one conditional write.
     /// </summary>
     private async Task<IPAddress> AllocateDynamicAsync(PoolCache cache, PoolId id, string? mac, CancellationToken ct)
     {
@@ -218,15 +221,17 @@ public sealed partial class IpamService
 
         long now = NowSeconds();
         long quarantine = (long)_options.Quarantine.TotalSeconds;
+        CachedBlock? bestBlock = null;
+        int bestOrdinal = -1;
         CachedBlock? oldestBlock = null;
         int oldestOrdinal = -1;
         long oldestFreed = long.MaxValue;
-        foreach (var block in cache.Blocks.Values)
+        foreach (var block in cache.Blocks.Values) // ascending block index
         {
             if (!PoolCache.WindowRange(block.Cidr, window, out int first, out int last))
                 continue;
             UInt128 blockStart = cache.PoolOrdinalOfBlockStart(block.Cidr);
-            for (int ordinal = first; ordinal <= last; ordinal++)
+            for (int ordinal = first; ordinal <= last && bestBlock is null; ordinal++)
             {
                 if (block.Record.Slots.ContainsKey(ordinal) || BlockGeometry.IsReserved(cache.Pool, blockStart + (UInt128)ordinal))
                     continue;
@@ -236,15 +241,19 @@ public sealed partial class IpamService
                         (oldestBlock, oldestOrdinal, oldestFreed) = (block, ordinal, freedAt);
                     continue;
                 }
-                return await TakeOrdinalAsync(cache, block, ordinal, mac, ct).ConfigureAwait(false);
+                (bestBlock, bestOrdinal) = (block, ordinal);
             }
+            if (bestBlock is not null)
+                break;
         }
-        if (oldestBlock is not null)
-            return await TakeOrdinalAsync(cache, oldestBlock, oldestOrdinal, mac, ct).ConfigureAwait(false);
 
-        var claimed = await ClaimBlockAsync(cache, id, mac, ct).ConfigureAwait(false);
+        var claimed = await ClaimLowerBlockAsync(cache, id, mac, bestBlock?.Index, ct).ConfigureAwait(false);
         if (claimed is not null)
             return claimed;
+        if (bestBlock is not null)
+            return await TakeOrdinalAsync(cache, bestBlock, bestOrdinal, mac, ct).ConfigureAwait(false);
+        if (oldestBlock is not null)
+            return await TakeOrdinalAsync(cache, oldestBlock, oldestOrdinal, mac, ct).ConfigureAwait(false);
         if (!_options.StrictAffinity)
         {
             var borrowed = await BorrowAsync(cache, id, mac, ct).ConfigureAwait(false);
@@ -272,23 +281,41 @@ public sealed partial class IpamService
         return block.Cidr.AddressAt((UInt128)ordinal);
     }
 
-    /// <summary>Claims the lowest unclaimed block of the window (create-if-absent) together with the first address in it.</summary>
-    private async Task<IPAddress?> ClaimBlockAsync(PoolCache cache, PoolId id, string? mac, CancellationToken ct)
+    /// <summary>
+    /// Claims the lowest unclaimed block of the window below <paramref name="belowIndex"/> (all of the
+    /// window when null), create-if-absent, together with its first free address. Which blocks exist
+    /// is listed once per cache and then kept from our own claims and lost races, so the common case
+    /// (every lower block already exists) reads nothing.
+    /// </summary>
+    private async Task<IPAddress?> ClaimLowerBlockAsync(PoolCache cache, PoolId id, string? mac, UInt128? belowIndex, CancellationToken ct)
     {
         var window = id.Window;
-        var (keys, _) = await _store.ListAsync(_keys.BlocksOf(cache.Space, cache.Pool), keysOnly: true, ct).ConfigureAwait(false);
-        var existing = keys.Select(k => StoreKeys.LastSegment(k.Key)).ToHashSet(StringComparer.Ordinal);
         cache.BlockOf(window.Network, out var firstIndex);
         UInt128 blockCount = window.Length >= cache.BlockLength ? 1 : window.BlockCount(cache.BlockLength);
-        int budget = existing.Count + _options.MaxCasAttempts;
-        for (UInt128 i = 0; i < blockCount && budget > 0; i++)
+        UInt128 end = belowIndex is { } below ? UInt128.Min(below, firstIndex + blockCount) : firstIndex + blockCount;
+        if (firstIndex >= end)
+            return null;
+        if (cache.ExistingBlocks is null)
         {
-            var blockCidr = cache.Pool.BlockAt(cache.BlockLength, firstIndex + i);
-            if (existing.Contains(blockCidr.ToKeySegment()))
+            var (keys, _) = await _store.ListAsync(_keys.BlocksOf(cache.Space, cache.Pool), keysOnly: true, ct).ConfigureAwait(false);
+            var existing = new HashSet<UInt128>();
+            foreach (var key in keys)
+            {
+                if (IpPrefix.TryParseKeySegment(StoreKeys.LastSegment(key.Key), out var cidr) && cache.Pool.Contains(cidr) && cidr.Length == cache.BlockLength)
+                    existing.Add(cache.Pool.BlockIndexOf(cidr.Network, cache.BlockLength));
+            }
+            cache.ExistingBlocks = existing;
+        }
+
+        int budget = cache.ExistingBlocks.Count + _options.MaxCasAttempts;
+        for (UInt128 index = firstIndex; index < end && budget > 0; index++)
+        {
+            if (cache.ExistingBlocks.Contains(index) || cache.Blocks.ContainsKey(index))
             {
                 budget--;
                 continue;
             }
+            var blockCidr = cache.Pool.BlockAt(cache.BlockLength, index);
             string token = _store.NextToken();
             var fresh = NewBlock(cache, blockCidr, token);
             int ordinal = FirstFreeInWindow(cache, blockCidr, fresh, window);
@@ -307,15 +334,17 @@ public sealed partial class IpamService
             {
                 if (result.FailedOpIndex == 1)
                 {
+                    cache.ExistingBlocks.Add(index); // another node claimed it first: try the next block
                     budget--;
-                    continue; // another node claimed it first: try the next block
+                    continue;
                 }
                 throw new StaleStateException();
             }
+            cache.ExistingBlocks.Add(index);
             if (result.NewVersions[1] == 0)
                 _pools.TryRemove(cache.PoolKey, out _);
             else
-                cache.Blocks[firstIndex + i] = new CachedBlock(blockCidr, firstIndex + i, blockKey, result.NewVersions[1], written, borrowed: false);
+                cache.Blocks[index] = new CachedBlock(blockCidr, index, blockKey, result.NewVersions[1], written, borrowed: false);
             return blockCidr.AddressAt((UInt128)ordinal);
         }
         return null;

@@ -28,6 +28,8 @@ internal sealed class PoolCache(string space, IpPrefix pool, string poolKey, lon
     public PoolRecord Record { get; set; } = record;
     public int BlockLength => Record.BlockLen;
     public SortedDictionary<UInt128, CachedBlock> Blocks { get; } = [];
+    /// <summary>Indexes of blocks known to exist (anyone's); null until first listed.</summary>
+    public HashSet<UInt128>? ExistingBlocks { get; set; }
 
     public IpPrefix BlockOf(IPAddress address, out UInt128 index)
     {
