@@ -93,7 +93,8 @@ internal static class FdbMessages
         entry = new FdbEntry(header.Index, mac, destination)
         {
             Self = (flags & NeighborFlags.Self) != 0,
-            Master = (flags & NeighborFlags.Master) != 0,
+            // The bridge reports its own entries with NDA_MASTER but without NTF_MASTER.
+            Master = (flags & NeighborFlags.Master) != 0 || master is not null,
             Permanent = (((NeighborState)header.State) & NeighborState.Permanent) != 0,
             Vni = vni,
             Vlan = vlan,
