@@ -3,6 +3,14 @@ using Skein.Driver.Firewall;
 
 namespace Skein.Driver.Tests.Firewall;
 
+/// <summary>The iptables commands of one backend: what the lab's "dockerd" uses, and so what skein must use.</summary>
+internal sealed record FirewallLabBackend(string Iptables, string Ip6tables, string IptablesRestore, string Ip6tablesRestore)
+{
+    /// <summary>Whatever <c>iptables</c> resolves to on this machine (nft on bookworm).</summary>
+    public static readonly FirewallLabBackend Default = new("iptables", "ip6tables", "iptables-restore", "ip6tables-restore");
+    public static readonly FirewallLabBackend Legacy = new("iptables-legacy", "ip6tables-legacy", "iptables-legacy-restore", "ip6tables-legacy-restore");
+}
+
 /// <summary>A "container": a namespace whose eth0 hangs off a bridge in the lab's host namespace.</summary>
 internal sealed record LabContainer(FirewallScratchNamespace Ns, string HostVeth, IPAddress IPv4, IPAddress? IPv6);
 
@@ -40,8 +48,11 @@ internal sealed class FirewallLab : IDisposable
     public NetworkFirewall NetworkB { get; } = new("skbr-b000000002", [IPNetwork.Parse("10.201.2.0/24")], Internal: false);
     public NetworkFirewall NetworkI { get; } = new("skbr-c000000003", [IPNetwork.Parse("10.201.3.0/24")], Internal: true);
 
-    public FirewallLab()
+    public FirewallLabBackend Backend { get; }
+
+    public FirewallLab(FirewallLabBackend backend)
     {
+        Backend = backend;
         try
         {
             Host = Track(FirewallScratchNamespace.Create("h"));
@@ -69,11 +80,20 @@ internal sealed class FirewallLab : IDisposable
         CommandPrefix = ["nsenter", $"--net={Host.Path}"],
         Log = log,
         ReadSysctl = Host.Sysctl,
+        IptablesCommand = Backend.Iptables,
+        Ip6tablesCommand = Backend.Ip6tables,
+        IptablesRestoreCommand = Backend.IptablesRestore,
+        Ip6tablesRestoreCommand = Backend.Ip6tablesRestore,
     };
 
     /// <summary>Rules of a table in the lab host, as iptables lists them.</summary>
     public string Rules(string table = "filter", bool ipv6 = false) =>
-        ipv6 ? Host.Ip6tables("-t", table, "-S") : Host.Iptables("-t", table, "-S");
+        Host.MustExec(ipv6 ? Backend.Ip6tables : Backend.Iptables, "-w", "-t", table, "-S");
+
+    /// <summary>Runs the lab backend's iptables inside the lab host.</summary>
+    public string Iptables(params string[] args) => Host.MustExec([Backend.Iptables, "-w", .. args]);
+
+    public string Ip6tables(params string[] args) => Host.MustExec([Backend.Ip6tables, "-w", .. args]);
 
     public string AllRules() => Rules("filter") + Rules("nat") + Rules("filter", ipv6: true);
 
@@ -81,7 +101,7 @@ internal sealed class FirewallLab : IDisposable
     {
         var h = Host;
         // dockerd's filter table: FORWARD policy DROP and DOCKER-USER first (in this namespace only).
-        foreach (var tool in new[] { "iptables", "ip6tables" })
+        foreach (var tool in new[] { Backend.Iptables, Backend.Ip6tables })
         {
             h.MustExec(tool, "-w", "-P", "FORWARD", "DROP");
             h.MustExec(tool, "-w", "-N", "DOCKER-USER");
@@ -89,7 +109,7 @@ internal sealed class FirewallLab : IDisposable
             h.MustExec(tool, "-w", "-A", "FORWARD", "-j", "DOCKER-USER");
         }
         // What Docker adds for its own bridge: its containers may leave it.
-        h.Iptables("-A", "FORWARD", "-i", "docker0", "!", "-o", "docker0", "-j", "ACCEPT");
+        Iptables("-A", "FORWARD", "-i", "docker0", "!", "-o", "docker0", "-j", "ACCEPT");
         h.MustExec("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1");
         if (h.Sysctl("net.bridge.bridge-nf-call-iptables") != "1")
             h.MustExec("sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1", "net.bridge.bridge-nf-call-ip6tables=1");

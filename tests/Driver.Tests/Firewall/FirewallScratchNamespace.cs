@@ -101,9 +101,6 @@ internal sealed class FirewallScratchNamespace : IDisposable
         return result.Ok ? result.Output.Trim() : null;
     }
 
-    public string Iptables(params string[] args) => MustExec(["iptables", "-w", .. args]);
-    public string Ip6tables(params string[] args) => MustExec(["ip6tables", "-w", .. args]);
-
     /// <summary>
     /// Opens a socket that belongs to this namespace: a dedicated thread enters the namespace, creates the socket
     /// and ends. The socket keeps its namespace for life, whichever thread uses it afterwards.

@@ -190,9 +190,9 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
         string[] foreignForward = ["-A", "FORWARD", "-s", "192.0.2.77/32", "-j", "ACCEPT"];
         string[] foreignNat = ["-t", "nat", "-A", "POSTROUTING", "-s", "192.0.2.77/32", "-j", "MASQUERADE"];
         string[] foreignDockerUser = ["-I", "DOCKER-USER", "1", "-s", "192.0.2.78/32", "-j", "DROP"];
-        lab.Host.Iptables(foreignForward);
-        lab.Host.Iptables(foreignNat);
-        lab.Host.Iptables(foreignDockerUser);
+        lab.Iptables(foreignForward);
+        lab.Iptables(foreignNat);
+        lab.Iptables(foreignDockerUser);
         try
         {
             var keep = PortsOfA1(lab, Tcp(8080, ContainerTcpPort));
@@ -202,7 +202,7 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
             firewall.ApplyPortMappings(keep);
             firewall.ApplyPortMappings(orphan);
             // A rule someone put inside a skein chain is not owned by any record either.
-            lab.Host.Iptables("-A", "SKEIN-ACCEPT", "-s", "192.0.2.79/32", "-j", "ACCEPT");
+            lab.Iptables("-A", "SKEIN-ACCEPT", "-s", "192.0.2.79/32", "-j", "ACCEPT");
             string ForeignLines() => string.Join('\n', lab.AllRules().Split('\n').Where(l => !l.Contains("SKEIN")));
             var foreignBefore = ForeignLines();
 
@@ -221,9 +221,9 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
         }
         finally
         {
-            lab.Host.Iptables([.. foreignForward.Select(a => a == "-A" ? "-D" : a)]);
-            lab.Host.Iptables([.. foreignNat.Select(a => a == "-A" ? "-D" : a)]);
-            lab.Host.Iptables("-D", "DOCKER-USER", "-s", "192.0.2.78/32", "-j", "DROP");
+            lab.Iptables([.. foreignForward.Select(a => a == "-A" ? "-D" : a)]);
+            lab.Iptables([.. foreignNat.Select(a => a == "-A" ? "-D" : a)]);
+            lab.Iptables("-D", "DOCKER-USER", "-s", "192.0.2.78/32", "-j", "DROP");
         }
     }
 
@@ -234,9 +234,9 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
         firewall.ApplyNetwork(lab.NetworkA);
         firewall.ApplyNetwork(lab.NetworkB);
 
-        lab.Host.Iptables("-D", "FORWARD", "-j", "SKEIN-FORWARD");
-        lab.Host.Ip6tables("-D", "FORWARD", "-j", "SKEIN-FORWARD");
-        lab.Host.Iptables("-F", "SKEIN-ISOLATION-OUT");
+        lab.Iptables("-D", "FORWARD", "-j", "SKEIN-FORWARD");
+        lab.Ip6tables("-D", "FORWARD", "-j", "SKEIN-FORWARD");
+        lab.Iptables("-F", "SKEIN-ISOLATION-OUT");
         Assert.Null(NetProbe.TcpPeerSeenBy(lab.A1.Ns, lab.A2.Ns, 7012, At(lab.A2.IPv4, 7012), NetProbe.Blocked));
         Assert.False(firewall.Inspect().ForwardJumpInPlace);
 
@@ -249,9 +249,9 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
         AssertForwardStartsWith(lab.Rules("filter", ipv6: true), "-A FORWARD -j DOCKER-USER", "-A FORWARD -j SKEIN-FORWARD");
 
         // dockerd restarting: its accepts and its jumps go back on top, DOCKER-USER first.
-        lab.Host.Iptables("-D", "FORWARD", "-j", "DOCKER-USER");
-        lab.Host.Iptables("-I", "FORWARD", "1", "-i", "docker0", "-o", "docker0", "-j", "ACCEPT");
-        lab.Host.Iptables("-I", "FORWARD", "1", "-j", "DOCKER-USER");
+        lab.Iptables("-D", "FORWARD", "-j", "DOCKER-USER");
+        lab.Iptables("-I", "FORWARD", "1", "-i", "docker0", "-o", "docker0", "-j", "ACCEPT");
+        lab.Iptables("-I", "FORWARD", "1", "-j", "DOCKER-USER");
         try
         {
             Assert.False(firewall.Inspect().ForwardJumpInPlace);
@@ -262,7 +262,7 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
         }
         finally
         {
-            lab.Host.Iptables("-D", "FORWARD", "-i", "docker0", "-o", "docker0", "-j", "ACCEPT");
+            lab.Iptables("-D", "FORWARD", "-i", "docker0", "-o", "docker0", "-j", "ACCEPT");
         }
     }
 
@@ -272,7 +272,7 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
         var lab = Begin(out var firewall);
         firewall.ApplyNetwork(lab.NetworkA);
         string[] userDrop = ["DOCKER-USER", "-s", "10.201.1.2/32", "-d", "10.201.1.3/32", "-j", "DROP"];
-        lab.Host.Iptables(["-I", .. userDrop]);
+        lab.Iptables(["-I", .. userDrop]);
         try
         {
             firewall.EnsureBaseChains();
@@ -280,7 +280,7 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
         }
         finally
         {
-            lab.Host.Iptables(["-D", .. userDrop]);
+            lab.Iptables(["-D", .. userDrop]);
         }
         Assert.NotNull(NetProbe.TcpPeerSeenBy(lab.A1.Ns, lab.A2.Ns, 7014, At(lab.A2.IPv4, 7014), NetProbe.Allowed));
     }
@@ -293,7 +293,7 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
         var report = firewall.Inspect();
 
         output.WriteLine(report.ToString());
-        var expectedBackend = TestShell.MustRun("iptables", "--version").Contains("nf_tables") ? FirewallBackend.Nftables : FirewallBackend.Legacy;
+        var expectedBackend = TestShell.MustRun(lab.Backend.Iptables, "--version").Contains("nf_tables") ? FirewallBackend.Nftables : FirewallBackend.Legacy;
         Assert.Equal(expectedBackend, report.Backend);
         Assert.Equal("DROP", report.ForwardPolicy);
         Assert.True(report.DockerUserPresent);
@@ -304,7 +304,7 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
         Assert.True(report.BridgeNfCallIptables);
         Assert.Empty(report.Problems);
 
-        lab.Host.Iptables("-t", "nat", "-D", "POSTROUTING", "-j", "SKEIN-POSTROUTING");
+        lab.Iptables("-t", "nat", "-D", "POSTROUTING", "-j", "SKEIN-POSTROUTING");
         var damaged = firewall.Inspect();
         Assert.False(damaged.NatJumpsInPlace);
         Assert.Contains(damaged.Problems, p => p.Contains("nat table"));
