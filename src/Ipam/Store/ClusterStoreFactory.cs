@@ -1,3 +1,4 @@
+using Skein.Ipam.Store.Consul;
 using Skein.Ipam.Store.Embedded;
 
 namespace Skein.Ipam.Store;
@@ -33,6 +34,8 @@ public static class ClusterStoreFactory
             case StoreKind.Embedded:
                 ArgumentException.ThrowIfNullOrEmpty(stateDir);
                 return await EmbeddedStore.OpenAsync(Path.Combine(stateDir, EmbeddedSubdirectory), time, ct).ConfigureAwait(false);
+            case StoreKind.Consul:
+                return ConsulStore.Create(location, time);
             default:
                 throw new StoreUnavailableException($"the {location.Kind} backend is not available in this build (store {location})");
         }

@@ -9,8 +9,6 @@ namespace Skein.Ipam.Tests.Store;
 /// </summary>
 public abstract class StoreConformanceTests : IAsyncLifetime
 {
-    protected static readonly TimeSpan WatchTimeout = TimeSpan.FromSeconds(10);
-
     protected IClusterStore Store { get; private set; } = null!;
 
     /// <summary>A fresh, empty store for one test.</summary>
@@ -318,14 +316,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     private static bool ViewMatches(Dictionary<string, string?> view, Dictionary<string, string?> expected) =>
         expected.All(e => e.Value is null ? !view.ContainsKey(e.Key) : view.TryGetValue(e.Key, out var v) && v == e.Value);
 
-    protected static async Task<WatchUpdate> NextAsync(IAsyncEnumerator<WatchUpdate> watch)
-    {
-        var next = watch.MoveNextAsync().AsTask();
-        var finished = await Task.WhenAny(next, Task.Delay(WatchTimeout));
-        Assert.True(finished == next, $"no watch update within {WatchTimeout}");
-        Assert.True(await next, "watch ended unexpectedly");
-        return watch.Current;
-    }
+    protected static Task<WatchUpdate> NextAsync(IAsyncEnumerator<WatchUpdate> watch) => WatchTestHelpers.NextAsync(watch);
 
     private static async Task<WatchUpdate> NextIgnoringEmptyResnapshotsAsync(IAsyncEnumerator<WatchUpdate> watch)
     {
@@ -398,8 +389,11 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         var republished = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
         liveness.Recreated += async (l, ct) =>
         {
-            await Store.PutAsync("nodes/n1", Bytes("again"), Precondition.None, ephemeral: true, ct);
-            republished.TrySetResult(l.Generation);
+            var result = await Store.PutAsync("nodes/n1", Bytes("again"), Precondition.None, ephemeral: true, ct);
+            if (result.Outcome == WriteOutcome.Applied)
+                republished.TrySetResult(l.Generation);
+            else
+                republished.TrySetException(new Xunit.Sdk.XunitException($"re-publication after recreation: {result.Outcome}, current {Text(result.Current)}"));
         };
         await Store.PutAsync("nodes/n1", Bytes("first"), Precondition.Absent, ephemeral: true, Timeout());
         var firstId = liveness.Id;
@@ -510,5 +504,19 @@ public abstract class StoreConformanceTests : IAsyncLifetime
             Assert.True(result > previous, $"write {i}: version {result} after {previous}");
             previous = result;
         }
+    }
+}
+
+public static class WatchTestHelpers
+{
+    public static readonly TimeSpan WatchTimeout = TimeSpan.FromSeconds(10);
+
+    public static async Task<WatchUpdate> NextAsync(IAsyncEnumerator<WatchUpdate> watch)
+    {
+        var next = watch.MoveNextAsync().AsTask();
+        var finished = await Task.WhenAny(next, Task.Delay(WatchTimeout));
+        Assert.True(finished == next, $"no watch update within {WatchTimeout}");
+        Assert.True(await next, "watch ended unexpectedly");
+        return watch.Current;
     }
 }
