@@ -1,0 +1,102 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Skein.Driver.Firewall;
+using Skein.Driver.Network.Kernel;
+using Skein.Driver.Network.Protocol;
+using Skein.Driver.Network.Setup;
+using Skein.Driver.Network.State;
+
+namespace Skein.Driver.Network;
+
+/// <summary>
+/// The bridge-mode NetworkDriver: one Linux bridge per network, one veth pair per endpoint. Verbs live in
+/// partial files by responsibility (networks, endpoints, join/leave, reconciliation). Every change is written to
+/// the driver's own records before the kernel is touched, and every verb converges, so retries, rollbacks and
+/// restarts repeat calls safely. Changes are serialised by one gate; reads (EndpointOperInfo, status) are not.
+/// </summary>
+public sealed partial class BridgeDriver
+{
+    private readonly DriverStateStore _state;
+    private readonly IHostKernel _kernel;
+    private readonly IFirewall _firewall;
+    private readonly IEndpointAddressBinding _addresses;
+    private readonly TimeProvider _time;
+    private readonly ILogger _log;
+    private readonly BridgeSetup _bridges;
+    private readonly VethSetup _veths;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly ConcurrentDictionary<string, NetworkRecord> _networks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, EndpointRecord> _endpoints = new(StringComparer.Ordinal);
+
+    public BridgeDriver(DriverStateStore state, IHostKernel kernel, IFirewall firewall, IEndpointAddressBinding addresses, TimeProvider time, ILogger log)
+    {
+        _state = state;
+        _kernel = kernel;
+        _firewall = firewall;
+        _addresses = addresses;
+        _time = time;
+        _log = log;
+        _bridges = new BridgeSetup(kernel, firewall, log);
+        _veths = new VethSetup(kernel, log);
+    }
+
+    /// <summary>Scope local for now: every network lives on this host only.</summary>
+    public static GetCapabilityResponse Capabilities { get; } = new("local", "local", GwAllocChecker: false);
+
+    public IReadOnlyCollection<NetworkRecord> Networks => _networks.Values.OrderBy(n => n.CreatedAt).ToList();
+    public IReadOnlyCollection<EndpointRecord> Endpoints => _endpoints.Values.OrderBy(e => e.CreatedAt).ToList();
+
+    /// <summary>Reads the records into memory; run once at start, before the first reconciliation.</summary>
+    public async Task LoadAsync(CancellationToken ct)
+    {
+        var (networks, endpoints) = await _state.LoadAsync(ct).ConfigureAwait(false);
+        foreach (var network in networks)
+            _networks[network.NetworkId] = network;
+        foreach (var endpoint in endpoints)
+            _endpoints[endpoint.EndpointId] = endpoint;
+        _log.LogInformation("loaded {Networks} network(s) and {Endpoints} endpoint(s) from the store", networks.Count, endpoints.Count);
+    }
+
+    private async Task<IDisposable> LockAsync(CancellationToken ct)
+    {
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        return new Releaser(_gate);
+    }
+
+    private sealed class Releaser(SemaphoreSlim gate) : IDisposable
+    {
+        private int _released;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+                gate.Release();
+        }
+    }
+
+    private static string Short(string id) => id.Length > 12 ? id[..12] : id;
+
+    /// <summary>Runs a best-effort cleanup action and logs instead of failing: used where Docker only logs errors.</summary>
+    private void BestEffort(string what, Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (Exception ex)
+        {
+            _log.LogWarning("{What} failed: {Error}", what, KernelFailure.Describe(ex) ?? ex.Message);
+        }
+    }
+
+    private async Task BestEffortAsync(string what, Func<Task> action)
+    {
+        try
+        {
+            await action().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            _log.LogWarning("{What} failed: {Error}", what, ex.Message);
+        }
+    }
+}

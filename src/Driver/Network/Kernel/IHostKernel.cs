@@ -1,0 +1,73 @@
+using Skein.Driver.Netlink;
+
+namespace Skein.Driver.Network.Kernel;
+
+/// <summary>
+/// The slice of rtnetlink the bridge driver uses, in the namespace skein programs. It exists so that tests can
+/// wrap the real kernel and make one step fail, proving that a half-done creation is undone.
+/// </summary>
+public interface IHostKernel : IDisposable
+{
+    Link? GetLink(string name);
+    IReadOnlyList<Link> ListLinks();
+    void AddLink(LinkSpec spec);
+    /// <summary>False when no such link existed: deleting what is gone is success for the driver.</summary>
+    bool DeleteLink(string name);
+    void SetLinkUp(int index);
+    void SetMtu(int index, int mtu);
+    void SetMaster(int index, int masterIndex);
+    IReadOnlyList<AddressInfo> ListAddresses(int index);
+    void AddAddress(int index, IpPrefix address, AddressFlags flags);
+    void DeleteAddress(int index, IpPrefix address);
+    void SetIPv4DeviceConf(int index, IPv4DeviceConf key, int value);
+    int GetIPv4DeviceConf(int index, IPv4DeviceConf key);
+    /// <summary>A sysctl as seen from the programmed namespace, or null when it cannot be read.</summary>
+    string? TryReadSysctl(string key);
+}
+
+/// <summary>The real kernel, through one rtnetlink handle opened in the programmed namespace.</summary>
+public sealed class RtNetlinkKernel(RtNetlink handle) : IHostKernel
+{
+    public static RtNetlinkKernel Open(string? namespacePath) =>
+        new(namespacePath is null ? RtNetlink.Open() : RtNetlink.OpenNamespace(namespacePath));
+
+    public Link? GetLink(string name) => handle.GetLink(name);
+    public IReadOnlyList<Link> ListLinks() => handle.ListLinks();
+    public void AddLink(LinkSpec spec) => handle.AddLink(spec);
+
+    public bool DeleteLink(string name)
+    {
+        try
+        {
+            handle.DeleteLink(name);
+            return true;
+        }
+        catch (NetlinkException ex) when (ex.IsNotFound)
+        {
+            return false;
+        }
+    }
+
+    public void SetLinkUp(int index) => handle.SetLinkUp(index);
+    public void SetMtu(int index, int mtu) => handle.SetMtu(index, mtu);
+    public void SetMaster(int index, int masterIndex) => handle.SetMaster(index, masterIndex);
+    public IReadOnlyList<AddressInfo> ListAddresses(int index) => handle.ListAddresses(index);
+    public void AddAddress(int index, IpPrefix address, AddressFlags flags) => handle.AddAddress(index, address, flags);
+    public void DeleteAddress(int index, IpPrefix address) => handle.DeleteAddress(index, address);
+    public void SetIPv4DeviceConf(int index, IPv4DeviceConf key, int value) => handle.SetIPv4DeviceConf(index, key, value);
+    public int GetIPv4DeviceConf(int index, IPv4DeviceConf key) => handle.GetIPv4DeviceConf(index, key);
+
+    public string? TryReadSysctl(string key)
+    {
+        try
+        {
+            return handle.ReadSysctl(key).Trim();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NetlinkException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    public void Dispose() => handle.Dispose();
+}

@@ -1,0 +1,40 @@
+using Skein.Driver.Netlink;
+using Skein.Driver.Network.Kernel;
+
+namespace Skein.Driver.Tests.TestSupport;
+
+/// <summary>
+/// The real kernel with one chosen operation made to fail, as a refusal from the kernel would: proves that a
+/// failed step undoes the steps before it. <see cref="FailWhen"/> sees the operation name and the link name.
+/// </summary>
+public sealed class FaultyKernel(IHostKernel inner) : IHostKernel
+{
+    public Func<string, string?, bool> FailWhen { get; set; } = (_, _) => false;
+    public int Failures { get; private set; }
+
+    private void Check(string operation, string? link)
+    {
+        if (FailWhen(operation, link))
+        {
+            Failures++;
+            throw new NetlinkException(95, $"{operation} {link} (injected by the test)", "injected failure");
+        }
+    }
+
+    private string? NameOf(int index) => inner.ListLinks().FirstOrDefault(l => l.Index == index)?.Name;
+
+    public Link? GetLink(string name) => inner.GetLink(name);
+    public IReadOnlyList<Link> ListLinks() => inner.ListLinks();
+    public void AddLink(LinkSpec spec) { Check(nameof(AddLink), spec.Name); inner.AddLink(spec); }
+    public bool DeleteLink(string name) { Check(nameof(DeleteLink), name); return inner.DeleteLink(name); }
+    public void SetLinkUp(int index) { Check(nameof(SetLinkUp), NameOf(index)); inner.SetLinkUp(index); }
+    public void SetMtu(int index, int mtu) { Check(nameof(SetMtu), NameOf(index)); inner.SetMtu(index, mtu); }
+    public void SetMaster(int index, int masterIndex) { Check(nameof(SetMaster), NameOf(index)); inner.SetMaster(index, masterIndex); }
+    public IReadOnlyList<AddressInfo> ListAddresses(int index) => inner.ListAddresses(index);
+    public void AddAddress(int index, IpPrefix address, AddressFlags flags) { Check(nameof(AddAddress), NameOf(index)); inner.AddAddress(index, address, flags); }
+    public void DeleteAddress(int index, IpPrefix address) { Check(nameof(DeleteAddress), NameOf(index)); inner.DeleteAddress(index, address); }
+    public void SetIPv4DeviceConf(int index, IPv4DeviceConf key, int value) { Check(nameof(SetIPv4DeviceConf), NameOf(index)); inner.SetIPv4DeviceConf(index, key, value); }
+    public int GetIPv4DeviceConf(int index, IPv4DeviceConf key) => inner.GetIPv4DeviceConf(index, key);
+    public string? TryReadSysctl(string key) => inner.TryReadSysctl(key);
+    public void Dispose() => inner.Dispose();
+}
