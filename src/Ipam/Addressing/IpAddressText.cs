@@ -158,9 +158,8 @@ public static class IpAddressText
     }
 
     /// <summary>User text echoed in an error: bounded and without control characters.</summary>
-    public static string Printable(string text)
+    public static string Printable(string text, int limit = 64)
     {
-        const int limit = 64;
         var builder = new System.Text.StringBuilder(Math.Min(text.Length, limit) + 3);
         foreach (char c in text)
         {
@@ -169,7 +168,7 @@ public static class IpAddressText
                 builder.Append("...");
                 break;
             }
-            builder.Append(char.IsControl(c) ? '?' : c);
+            builder.Append(char.IsControl(c) || char.IsSurrogate(c) || c == '\uFFFD' ? '?' : c);
         }
         return builder.ToString();
     }

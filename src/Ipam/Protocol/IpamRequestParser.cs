@@ -57,7 +57,7 @@ public static class IpamRequestParser
         catch (JsonException e)
         {
             // CheckShape accepts everything the serializer does; this is a safety net, not a path.
-            throw SkeinException.Invalid($"{call}: the request body could not be read ({e.Message})");
+            throw SkeinException.Invalid($"{call}: the request body could not be read ({FirstSentence(e.Message)})");
         }
     }
 
@@ -143,7 +143,8 @@ public static class IpamRequestParser
 
     private static string FirstSentence(string message)
     {
+        // The reader quotes the offending bytes; keep them printable and short.
         int end = message.IndexOf(". ", StringComparison.Ordinal);
-        return end > 0 ? message[..end] : message.TrimEnd('.');
+        return Addressing.IpAddressText.Printable(end > 0 ? message[..end] : message.TrimEnd('.'), limit: 160);
     }
 }
