@@ -1,5 +1,6 @@
 using Skein.Ipam.Store.Consul;
 using Skein.Ipam.Store.Embedded;
+using Skein.Ipam.Store.Etcd;
 
 namespace Skein.Ipam.Store;
 
@@ -36,8 +37,10 @@ public static class ClusterStoreFactory
                 return await EmbeddedStore.OpenAsync(Path.Combine(stateDir, EmbeddedSubdirectory), time, ct).ConfigureAwait(false);
             case StoreKind.Consul:
                 return ConsulStore.Create(location, time);
+            case StoreKind.Etcd:
+                return EtcdStore.Create(location, time);
             default:
-                throw new StoreUnavailableException($"the {location.Kind} backend is not available in this build (store {location})");
+                throw new ArgumentException($"unknown store kind {location.Kind}");
         }
     }
 

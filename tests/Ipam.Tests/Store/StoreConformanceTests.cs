@@ -9,7 +9,20 @@ namespace Skein.Ipam.Tests.Store;
 /// </summary>
 public abstract class StoreConformanceTests : IAsyncLifetime
 {
-    protected IClusterStore Store { get; private set; } = null!;
+    private IClusterStore? _store;
+
+    /// <summary>The store under test; skips the test when the backend is not available here.</summary>
+    protected IClusterStore Store
+    {
+        get
+        {
+            Skip.If(_store is null, UnavailableReason ?? "store was not opened");
+            return _store!;
+        }
+    }
+
+    /// <summary>Why this backend cannot be tested on this machine (e.g. no etcd binary); null when it can.</summary>
+    protected virtual string? UnavailableReason => null;
 
     /// <summary>A fresh, empty store for one test.</summary>
     protected abstract Task<IClusterStore> OpenStoreAsync();
@@ -23,12 +36,16 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     /// <summary>Liveness settings for tests: short enough to notice loss quickly.</summary>
     protected virtual LivenessOptions TestLiveness => new(TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(200), "conformance");
 
-    public virtual async Task InitializeAsync() => Store = await OpenStoreAsync();
+    public async Task InitializeAsync()
+    {
+        if (UnavailableReason is null)
+            _store = await OpenStoreAsync();
+    }
 
     public virtual async Task DisposeAsync()
     {
-        if (Store is not null)
-            await Store.DisposeAsync();
+        if (_store is not null)
+            await _store.DisposeAsync();
     }
 
     protected static ReadOnlyMemory<byte> Bytes(string text) => Encoding.UTF8.GetBytes(text);
@@ -39,13 +56,13 @@ public abstract class StoreConformanceTests : IAsyncLifetime
 
     // ---- reads -------------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public async Task Get_of_an_absent_key_is_null()
     {
         Assert.Null(await Store.GetAsync("nodes/missing", Timeout()));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Unconditional_put_then_get_returns_value_and_versions()
     {
         var put = await Store.PutAsync("nodes/n1", Bytes("one"), Precondition.None, ephemeral: false, Timeout());
@@ -68,7 +85,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.Equal(put.NewVersion, updated.CreateVersion);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Values_are_binary_safe_including_empty()
     {
         var all = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
@@ -86,7 +103,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
 
     // ---- preconditions -----------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public async Task Create_if_absent_succeeds_once_then_conflicts_with_the_current_entry()
     {
         var first = await Store.PutAsync("vnis/4097", Bytes("blue"), Precondition.Absent, false, Timeout());
@@ -100,7 +117,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.Equal("blue", Text(await Store.GetAsync("vnis/4097", Timeout())));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Stale_version_conflicts_and_current_version_applies()
     {
         var v1 = (await Store.PutAsync("pools/a", Bytes("1"), Precondition.None, false, Timeout())).NewVersion;
@@ -119,7 +136,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.Equal(v1, entry!.CreateVersion);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Version_precondition_on_an_absent_key_conflicts_without_current()
     {
         var result = await Store.PutAsync("pools/none", Bytes("x"), Precondition.VersionIs(5), false, Timeout());
@@ -128,7 +145,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.Null(await Store.GetAsync("pools/none", Timeout()));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Delete_reports_applied_conflict_and_already_absent()
     {
         Assert.Equal(WriteOutcome.AlreadyAbsent, (await Store.DeleteAsync("d/missing", Precondition.VersionIs(7), Timeout())).Outcome);
@@ -151,7 +168,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.Null(await Store.GetAsync("d/u", Timeout()));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Recreated_key_gets_a_new_create_version()
     {
         var first = await Store.PutAsync("r/k", Bytes("1"), Precondition.Absent, false, Timeout());
@@ -165,7 +182,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
 
     // ---- transactions ------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public async Task Transaction_is_all_or_nothing_and_names_the_failing_operation()
     {
         var guard = (await Store.PutAsync("t/guard", Bytes("g"), Precondition.None, false, Timeout())).NewVersion;
@@ -202,7 +219,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.Null(await Store.GetAsync("t/doomed", Timeout()));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Transaction_reports_the_first_failing_precondition_of_each_kind()
     {
         var v = (await Store.PutAsync("t2/exists", Bytes("x"), Precondition.None, false, Timeout())).NewVersion;
@@ -223,7 +240,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
 
     // ---- listing -----------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public async Task List_respects_prefix_boundaries_order_keys_only_and_revision()
     {
         await Store.PutAsync("a/2", Bytes("two"), Precondition.None, false, Timeout());
@@ -250,7 +267,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
 
     // ---- watches -----------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public async Task Watch_starts_with_a_snapshot_then_delivers_changes_in_order()
     {
         await Store.PutAsync("w/existing", Bytes("e"), Precondition.None, false, Timeout());
@@ -299,7 +316,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.Contains(lastVersion, versionsSeen);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Watch_reports_deletions_as_removed()
     {
         await Store.PutAsync("wd/a", Bytes("a"), Precondition.None, false, Timeout());
@@ -332,14 +349,14 @@ public abstract class StoreConformanceTests : IAsyncLifetime
 
     // ---- ephemeral keys ----------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public async Task Ephemeral_write_without_liveness_is_refused()
     {
         await Assert.ThrowsAsync<LivenessLostException>(() => Store.PutAsync("peers/x/n1", Bytes("p"), Precondition.None, ephemeral: true, Timeout()));
         Assert.Null(await Store.GetAsync("peers/x/n1", Timeout()));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Ephemeral_keys_vanish_when_the_liveness_ends_and_persistent_keys_stay()
     {
         var liveness = await Store.StartLivenessAsync(TestLiveness, Timeout());
@@ -412,7 +429,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
 
     // ---- limits and bad input ----------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public async Task Limits_and_bad_keys_are_refused_before_anything_changes()
     {
         var limits = Store.Limits;
@@ -446,7 +463,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
 
     // ---- concurrency -------------------------------------------------------------------------
 
-    [Fact]
+    [SkippableFact]
     public async Task Concurrent_cas_increments_lose_no_update()
     {
         const int writers = 8;
@@ -480,7 +497,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.Equal(successes.ToString(), Text(await Store.GetAsync("counter", Timeout())));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Concurrent_create_if_absent_has_exactly_one_winner()
     {
         var results = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(() =>
@@ -492,7 +509,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.All(results.Where(r => r.Outcome != WriteOutcome.Applied), r => Assert.Equal(WriteOutcome.Conflict, r.Outcome));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Versions_increase_with_every_write()
     {
         var previous = 0L;
