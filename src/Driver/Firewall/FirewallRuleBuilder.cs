@@ -116,7 +116,7 @@ internal sealed class FirewallRuleBuilder(SkeinChains chains, IptablesOptions op
 
             if (family != IpFamily.V4 || !ServesIpv4(port.HostIP)) continue;
 
-            var hostAddress = port.HostIP is { } ip && !ip.Equals(IPAddress.Any) ? $"-d {Normalize(ip)}/32 " : "";
+            var hostAddress = port.HostIP is { } ip && Normalize(ip) is var v4 && !v4.Equals(IPAddress.Any) ? $"-d {v4}/32 " : "";
             var hostPorts = port.HostPortEnd > port.HostPort ? $"{port.HostPort}:{port.HostPortEnd}" : $"{port.HostPort}";
             var dnat = Nat(Chains.Dnat,
                 $"{hostAddress}-p {protocol} -m {protocol} --dport {hostPorts} {comment} -j DNAT --to-destination {container}:{port.ContainerPort}");
@@ -130,7 +130,7 @@ internal sealed class FirewallRuleBuilder(SkeinChains chains, IptablesOptions op
     }
 
     /// <summary>An IPv4 DNAT applies when the binding names no address, any IPv4 address, or 0.0.0.0.</summary>
-    private static bool ServesIpv4(IPAddress? hostIP) =>
+    internal static bool ServesIpv4(IPAddress? hostIP) =>
         hostIP is null || Normalize(hostIP).AddressFamily == AddressFamily.InterNetwork;
 
     internal static IPAddress Normalize(IPAddress address) =>

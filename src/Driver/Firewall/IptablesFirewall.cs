@@ -9,7 +9,7 @@ namespace Skein.Driver.Firewall;
 /// re-asserts skein's chains and jumps, so a dockerd that rebuilt its rules is repaired by the next call.
 /// Rules a network or endpoint owns carry a comment naming it (<c>skein:BRIDGE</c>, <c>skein:ep:ID</c>).
 /// </summary>
-public sealed partial class IptablesFirewall : IFirewall
+public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
 {
     private const int Attempts = 2;
 
@@ -55,8 +55,13 @@ public sealed partial class IptablesFirewall : IFirewall
     public void ApplyPortMappings(EndpointPorts endpoint)
     {
         FirewallInputValidator.ValidateEndpoint(endpoint, _options);
+        PublishedPortClaims.RefuseOverlapWithin(endpoint);
         Transact($"apply ports of endpoint {endpoint.EndpointId}", ensureBase: true, (family, tables, script) =>
-            ReplaceOwned(script, tables, FirewallRuleBuilder.EndpointOwner(endpoint.EndpointId), _rules.EndpointRules(endpoint, family)));
+        {
+            // IPv4 is planned first, so a refusal here has changed nothing in either family.
+            if (family == IpFamily.V4) PublishedPortClaims.RefuseOverlapWithOthers(endpoint, tables[IptablesTable.Nat].RulesOf(_chains.Dnat));
+            ReplaceOwned(script, tables, FirewallRuleBuilder.EndpointOwner(endpoint.EndpointId), _rules.EndpointRules(endpoint, family));
+        });
     }
 
     public void RemovePortMappings(string endpointId)
@@ -224,6 +229,7 @@ public sealed partial class IptablesFirewall : IFirewall
             foreach (var rule in want) script.Append(rule);
         }
         PlanForwardJump(filter, script);
+        if (_vxlan is { } vxlan) PlanVxlan(family, filter, script, vxlan);
 
         if (family != IpFamily.V4) return;
         var nat = tables[IptablesTable.Nat];

@@ -32,6 +32,9 @@ internal sealed class RestoreScript
 
     public void Append(FirewallRule rule) => SectionOf(rule.Table).Additions.Add(rule.AppendLine);
 
+    /// <summary>A command line run after the additions so far, e.g. deleting an emptied chain.</summary>
+    public void AppendRaw(string table, string line) => SectionOf(table).Additions.Add(line);
+
     /// <summary>Inserts at a 1-based position of a chain.</summary>
     public void Insert(string table, string chain, int position, string spec) =>
         SectionOf(table).Additions.Add($"-I {chain} {position} {spec}");

@@ -27,11 +27,14 @@ internal sealed class SkeinChains(string prefix)
     /// <summary>nat, owned: masquerade of each network's egress and of hairpin connections.</summary>
     public string Postrouting { get; } = prefix + "-POSTROUTING";
 
+    /// <summary>filter, static per peer list: INPUT sends VXLAN datagrams here; listed VTEPs return, the rest drop.</summary>
+    public string Vxlan { get; } = prefix + "-VXLAN";
+
     public IReadOnlyList<string> OwnedFilterChains => [Isolation, Accept];
     public IReadOnlyList<string> StaticFilterChains => [Forward, IsolationOut, IsolationIn];
     public IReadOnlyList<string> OwnedNatChains => [Dnat, Postrouting];
 
     public bool IsSkeinChain(string chain) =>
         chain == Forward || chain == Isolation || chain == IsolationOut || chain == IsolationIn
-        || chain == Accept || chain == Dnat || chain == Postrouting;
+        || chain == Accept || chain == Dnat || chain == Postrouting || chain == Vxlan;
 }

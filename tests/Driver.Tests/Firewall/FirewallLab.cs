@@ -23,7 +23,7 @@ internal sealed record LabContainer(FirewallScratchNamespace Ns, string HostVeth
 ///                 B skbr-b000000002 10.201.2.0/24 (B1)
 ///                 I skbr-c000000003 10.201.3.0/24, internal (I1, I2)
 ///                 docker0           10.201.9.0/24 (D1)
-///   outside (O): 198.51.100.2/24, linked to H (198.51.100.1 and .3), with a route to 10.201.0.0/16 via H,
+///   outside (O): 198.51.100.2/24 (and .4), linked to H (198.51.100.1 and .3), with a route to 10.201.0.0/16 via H,
 ///                so that what fails, fails because of the firewall and not for want of a route.
 /// </code>
 /// </summary>
@@ -32,6 +32,8 @@ internal sealed class FirewallLab : IDisposable
     public static readonly IPAddress HostOutside = IPAddress.Parse("198.51.100.1");
     public static readonly IPAddress HostOutsideSecond = IPAddress.Parse("198.51.100.3");
     public static readonly IPAddress OutsideAddress = IPAddress.Parse("198.51.100.2");
+    /// <summary>A second address of the outside namespace: a host on the underlay that is not a listed VTEP.</summary>
+    public static readonly IPAddress OutsideStranger = IPAddress.Parse("198.51.100.4");
 
     private readonly List<FirewallScratchNamespace> _namespaces = [];
 
@@ -119,6 +121,7 @@ internal sealed class FirewallLab : IDisposable
         h.Ip("addr", "add", $"{HostOutsideSecond}/24", "dev", "hout");
         h.Ip("link", "set", "hout", "up");
         Outside.Ip("addr", "add", $"{OutsideAddress}/24", "dev", "eth0");
+        Outside.Ip("addr", "add", $"{OutsideStranger}/24", "dev", "eth0");
         Outside.Ip("link", "set", "eth0", "up");
         Outside.Ip("route", "add", "10.201.0.0/16", "via", HostOutside.ToString());
 

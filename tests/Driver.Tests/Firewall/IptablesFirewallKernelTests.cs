@@ -142,6 +142,53 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
     }
 
     [SkippableFact]
+    public void A_host_port_already_published_by_another_endpoint_is_refused_and_the_first_keeps_working()
+    {
+        var lab = Begin(out var firewall);
+        firewall.ApplyNetwork(lab.NetworkA);
+        firewall.ApplyPortMappings(PortsOfA1(lab, Tcp(8080, ContainerTcpPort)));
+        var before = lab.AllRules();
+
+        var error = Assert.Throws<Skein.Ipam.SkeinException>(() => firewall.ApplyPortMappings(
+            new EndpointPorts("a2a2a2a2", lab.NetworkA.BridgeName, lab.A2.IPv4, null, [Tcp(8080, ContainerTcpPort, FirewallLab.HostOutside)])));
+
+        Assert.Equal(Skein.Ipam.ErrorKind.Conflict, error.Kind);
+        Assert.Equal(before, lab.AllRules());
+        Assert.NotNull(NetProbe.TcpPeerSeenBy(lab.Outside, lab.A1.Ns, ContainerTcpPort, At(FirewallLab.HostOutside, 8080), NetProbe.Allowed));
+    }
+
+    [SkippableFact]
+    public void The_vxlan_filter_admits_listed_vteps_only_survives_reconcile_and_goes_away_when_removed()
+    {
+        var lab = Begin(out var firewall);
+        const int VxlanPort = 4789;
+        (IPEndPoint?, bool) FromPeer() => NetProbe.UdpExchange(lab.Outside, lab.Host, VxlanPort, At(FirewallLab.HostOutside, VxlanPort), NetProbe.Allowed, FirewallLab.OutsideAddress);
+        (IPEndPoint?, bool) FromStranger() => NetProbe.UdpExchange(lab.Outside, lab.Host, VxlanPort, At(FirewallLab.HostOutside, VxlanPort), NetProbe.Blocked, FirewallLab.OutsideStranger);
+        Assert.NotNull(FromStranger().Item1);
+
+        firewall.ApplyVxlanPeers(VxlanPort, [FirewallLab.OutsideAddress, IPAddress.Parse("fd00:18::2")]);
+        try
+        {
+            Assert.Equal(FirewallLab.OutsideAddress, FromPeer().Item1?.Address);
+            Assert.Null(FromStranger().Item1);
+            firewall.Reconcile([lab.NetworkA], []);
+            lab.Iptables("-D", "INPUT", "-p", "udp", "-m", "udp", "--dport", "4789", "-j", "SKEIN-VXLAN");
+            firewall.EnsureBaseChains();
+            Assert.Null(FromStranger().Item1);
+            Assert.StartsWith("-A INPUT -p udp -m udp --dport 4789 -j SKEIN-VXLAN", lab.Rules().Split('\n').First(l => l.StartsWith("-A INPUT")));
+            Assert.Contains("-A SKEIN-VXLAN -s fd00:18::2/128 -j RETURN", lab.Rules("filter", ipv6: true));
+        }
+        finally
+        {
+            firewall.RemoveVxlanPeers();
+        }
+
+        Assert.NotNull(FromStranger().Item1);
+        Assert.DoesNotContain("VXLAN", lab.AllRules());
+        firewall.RemoveVxlanPeers();
+    }
+
+    [SkippableFact]
     public void Applying_twice_changes_nothing_and_runs_no_write()
     {
         var lab = Begin(out _);

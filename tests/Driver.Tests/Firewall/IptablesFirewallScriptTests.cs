@@ -368,6 +368,113 @@ public sealed class IptablesFirewallScriptTests
         Assert.Contains(iptables.Commands, c => c[2] == "iptables-restore");
     }
 
+    [Fact]
+    public void A_host_port_another_endpoint_publishes_is_refused_as_a_conflict_before_anything_is_written()
+    {
+        var nat = BaseNat + "\n" + """
+            -A SKEIN-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "skein:ep:e1" -j DNAT --to-destination 10.201.1.2:80
+            -A SKEIN-DNAT -d 192.0.2.1/32 -p udp -m udp --dport 5353:5360 -m comment --comment "skein:ep:e1" -j DNAT --to-destination 10.201.1.2:53
+            """;
+        var (firewall, iptables) = Make(BaseFilter, nat);
+        EndpointPorts Publishing(params PortMapping[] ports) => new("e2", BridgeA, IPAddress.Parse("10.201.1.3"), null, ports);
+
+        var error = Assert.Throws<SkeinException>(() => firewall.ApplyPortMappings(Publishing(new PortMapping(ProtocolType.Tcp, 81, 8080, 0, IPAddress.Parse("192.0.2.9")))));
+        Assert.Equal(ErrorKind.Conflict, error.Kind);
+        Assert.Contains("host port 192.0.2.9:8080/tcp of endpoint e2 is already published by endpoint e1 (0.0.0.0:8080/tcp)", error.Message);
+        Assert.Throws<SkeinException>(() => firewall.ApplyPortMappings(Publishing(new PortMapping(ProtocolType.Udp, 53, 5300, 5353, null))));
+        Assert.Empty(iptables.Restores);
+
+        // Another protocol, another host address, a port outside the range, or the same endpoint again: fine.
+        firewall.ApplyPortMappings(Publishing(new PortMapping(ProtocolType.Udp, 80, 8080, 0, null), new(ProtocolType.Udp, 53, 5353, 0, IPAddress.Parse("192.0.2.2")),
+            new(ProtocolType.Udp, 53, 5361, 0, null), new(ProtocolType.Tcp, 80, 8080, 0, IPAddress.Parse("2001:db8::1"))));
+        firewall.ApplyPortMappings(EndpointE1);
+        // e2: one IPv4 batch (it has no IPv6 address); e1: its IPv4 filter rules and its IPv6 accepts.
+        Assert.Equal(["iptables-restore", "iptables-restore", "ip6tables-restore"], iptables.Restores.Select(r => r.Command));
+    }
+
+    [Fact]
+    public void One_endpoint_publishing_a_host_port_twice_is_a_conflict()
+    {
+        var (firewall, iptables) = Make();
+
+        var error = Assert.Throws<SkeinException>(() => firewall.ApplyPortMappings(EndpointE1 with
+        {
+            Ports = [new(ProtocolType.Tcp, 80, 8080, 8090, null), new(ProtocolType.Tcp, 81, 8085, 0, IPAddress.Parse("192.0.2.1"))],
+        }));
+
+        Assert.Equal(ErrorKind.Conflict, error.Kind);
+        Assert.Contains("publishes host port 0.0.0.0:8080-8090/tcp twice", error.Message);
+        Assert.Empty(iptables.Commands);
+    }
+
+    [Fact]
+    public void The_vxlan_filter_lets_listed_vteps_through_first_in_INPUT_and_drops_the_rest_per_family()
+    {
+        var (firewall, iptables) = Make(BaseFilter, BaseNat);
+
+        firewall.ApplyVxlanPeers(4789, [IPAddress.Parse("198.18.0.2"), IPAddress.Parse("fd00:18::2"), IPAddress.Parse("198.18.0.1"), IPAddress.Parse("198.18.0.2")]);
+
+        Assert.Equal(Lines("""
+            *filter
+            :SKEIN-VXLAN - [0:0]
+            -A SKEIN-VXLAN -s 198.18.0.1/32 -j RETURN
+            -A SKEIN-VXLAN -s 198.18.0.2/32 -j RETURN
+            -A SKEIN-VXLAN -j DROP
+            -I INPUT 1 -p udp -m udp --dport 4789 -j SKEIN-VXLAN
+            COMMIT
+            """), iptables.RestoreInput("iptables-restore"));
+        Assert.Equal(Lines("""
+            *filter
+            :SKEIN-VXLAN - [0:0]
+            -A SKEIN-VXLAN -s fd00:18::2/128 -j RETURN
+            -A SKEIN-VXLAN -j DROP
+            -I INPUT 1 -p udp -m udp --dport 4789 -j SKEIN-VXLAN
+            COMMIT
+            """), iptables.RestoreInput("ip6tables-restore"));
+    }
+
+    [Fact]
+    public void A_new_vxlan_port_moves_the_jump_and_removal_deletes_jump_and_chain()
+    {
+        var filter = BaseFilter + "\n" + """
+            -N SKEIN-VXLAN
+            -A INPUT -p udp -m udp --dport 4789 -j SKEIN-VXLAN
+            -A SKEIN-VXLAN -s 198.18.0.1/32 -j RETURN
+            -A SKEIN-VXLAN -j DROP
+            """;
+        var (firewall, iptables) = Make(filter, BaseNat, ipv6: false);
+
+        firewall.ApplyVxlanPeers(4790, [IPAddress.Parse("198.18.0.1")]);
+        firewall.RemoveVxlanPeers();
+
+        Assert.Equal(
+        [
+            Lines("""
+                *filter
+                -D INPUT -p udp -m udp --dport 4789 -j SKEIN-VXLAN
+                -I INPUT 1 -p udp -m udp --dport 4790 -j SKEIN-VXLAN
+                COMMIT
+                """),
+            Lines("""
+                *filter
+                :SKEIN-VXLAN - [0:0]
+                -D INPUT -p udp -m udp --dport 4789 -j SKEIN-VXLAN
+                -X SKEIN-VXLAN
+                COMMIT
+                """),
+        ], iptables.Restores.Select(r => r.Input));
+    }
+
+    [Fact]
+    public void Vxlan_peers_that_cannot_be_programmed_are_refused()
+    {
+        var (firewall, iptables) = Make(ipv6: false);
+
+        Assert.Equal(ErrorKind.Invalid, Assert.Throws<SkeinException>(() => firewall.ApplyVxlanPeers(0, [])).Kind);
+        Assert.Contains("IPv6 firewall is off", Assert.Throws<SkeinException>(() => firewall.ApplyVxlanPeers(4789, [IPAddress.Parse("fd00::1")])).Message);
+        Assert.Empty(iptables.Commands);
+    }
+
     public static TheoryData<string, Action<IFirewall>> BadInputs => new()
     {
         { "bridge name is empty", f => f.RemoveNetwork("") },

@@ -41,13 +41,13 @@ internal static class NetProbe
     /// (null: nothing arrived) and whether the answer made it back.
     /// </summary>
     public static (IPEndPoint? ServerSawFrom, bool Answered) UdpExchange(
-        FirewallScratchNamespace client, FirewallScratchNamespace server, int listenPort, IPEndPoint target, TimeSpan timeout)
+        FirewallScratchNamespace client, FirewallScratchNamespace server, int listenPort, IPEndPoint target, TimeSpan timeout, IPAddress? from = null)
     {
         var family = target.AddressFamily;
         using var receiver = server.OpenSocket(family, SocketType.Dgram, ProtocolType.Udp);
         receiver.Bind(new IPEndPoint(family == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any, listenPort));
         using var sender = client.OpenSocket(family, SocketType.Dgram, ProtocolType.Udp);
-        sender.Bind(new IPEndPoint(family == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any, 0));
+        sender.Bind(new IPEndPoint(from ?? (family == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any), 0));
         sender.SendTo(Encoding.ASCII.GetBytes("ping"), target);
 
         var buffer = new byte[64];
