@@ -15,8 +15,11 @@ public sealed class EtcdServer : IAsyncDisposable
     private readonly TempDirectory _dataDir = new("etcd");
     private Process? _process;
 
-    private EtcdServer(int clientPort, int peerPort)
+    private readonly string[] _extraArgs;
+
+    private EtcdServer(int clientPort, int peerPort, string[] extraArgs)
     {
+        _extraArgs = extraArgs;
         ClientPort = clientPort;
         PeerPort = peerPort;
         BaseAddress = new Uri($"http://127.0.0.1:{clientPort}/");
@@ -29,11 +32,11 @@ public sealed class EtcdServer : IAsyncDisposable
     public int PeerPort { get; }
     public Uri BaseAddress { get; }
 
-    public static async Task<EtcdServer> StartAsync()
+    public static async Task<EtcdServer> StartAsync(params string[] extraArgs)
     {
         if (Binary is null)
             throw new InvalidOperationException(SkipReason);
-        var server = new EtcdServer(FreePort(), FreePort());
+        var server = new EtcdServer(FreePort(), FreePort(), extraArgs);
         try
         {
             await server.StartProcessAsync();
@@ -89,7 +92,7 @@ public sealed class EtcdServer : IAsyncDisposable
                      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                      "--initial-cluster", $"skein-test={peer}", "--initial-cluster-state", "new",
                      "--logger", "zap", "--log-level", "error",
-                 })
+                 }.Concat(_extraArgs))
             start.ArgumentList.Add(arg);
         _process = Process.Start(start) ?? throw new InvalidOperationException("etcd did not start");
         _process.OutputDataReceived += (_, _) => { };
