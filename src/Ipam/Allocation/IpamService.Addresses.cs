@@ -371,7 +371,12 @@ public sealed partial class IpamService
             if (ordinal < 0)
                 continue;
             string token = _store.NextToken();
-            var written = WithSlot(record, ordinal, ContainerSlot(mac)) with { W = token };
+            var borrowers = record.Borrowers ?? [];
+            var written = WithSlot(record, ordinal, ContainerSlot(mac)) with
+            {
+                W = token,
+                Borrowers = borrowers.Contains(_node) ? borrowers : [.. borrowers, _node],
+            };
             TxnOp[] ops =
             [
                 new TxnOp.Put(entry.Key, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(entry.Version)),

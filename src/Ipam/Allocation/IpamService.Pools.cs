@@ -293,7 +293,9 @@ public sealed partial class IpamService
             if (!IpPrefix.TryParseKeySegment(segment, out var blockCidr))
                 continue;
             var blockRecord = IpamStoreAccess.Decode(block, IpamStoreJsonContext.Default.BlockRecord);
-            var nodes = blockRecord.Slots.Values.Select(slot => slot.Node).Append(blockRecord.Owner ?? SlotKinds.AnyNode)
+            var nodes = blockRecord.Slots.Values.Select(slot => slot.Node)
+                .Append(blockRecord.Owner ?? SlotKinds.AnyNode)
+                .Concat(blockRecord.Borrowers ?? [])
                 .Where(node => node != SlotKinds.AnyNode).Distinct(StringComparer.Ordinal);
             foreach (string node in nodes)
                 blockOps.Add(new TxnOp.Delete(_keys.Affinity(node, id.Space, id.Pool, blockCidr), Precondition.None));

@@ -47,7 +47,8 @@ internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string
 
     /// <summary>
     /// Commits all-or-nothing. A conflict is a result. After a transport failure the first Put's key is
-    /// re-read: finding <paramref name="token"/> there means the transaction did apply, and the result
+    /// re-read: finding <paramref name="token"/> there means the transaction did apply (for deletes
+    /// only: the first deleted key being gone), and the result
     /// then carries version 0 for every op (the caller must re-read what it caches).
     /// </summary>
     public async Task<TxnResult> CommitAsync(IReadOnlyList<TxnOp> ops, string token, CancellationToken ct)
@@ -80,10 +81,14 @@ internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string
     private async Task<bool> WasAppliedAsync(IReadOnlyList<TxnOp> ops, string token, CancellationToken ct)
     {
         var firstPut = ops.OfType<TxnOp.Put>().FirstOrDefault();
-        if (firstPut is null)
-            return false;
         try
         {
+            if (firstPut is null)
+            {
+                // A transaction of deletes left no token behind: it applied if its first key is gone.
+                var firstDelete = ops.OfType<TxnOp.Delete>().FirstOrDefault();
+                return firstDelete is not null && await Store.GetAsync(firstDelete.Key, ct).ConfigureAwait(false) is null;
+            }
             var entry = await Store.GetAsync(firstPut.Key, ct).ConfigureAwait(false);
             if (entry is null)
                 return false;

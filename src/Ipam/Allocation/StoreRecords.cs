@@ -86,6 +86,8 @@ internal sealed record BlockRecord
     public string W { get; init; } = "";
     public string? Owner { get; init; }
     public string? OwnerInc { get; init; }
+    /// <summary>Other nodes that borrowed a slot here (each has an affinity entry to remove with the block).</summary>
+    public List<string>? Borrowers { get; init; }
     public Dictionary<int, SlotRecord> Slots { get; init; } = [];
     /// <summary>Ordinal → Unix seconds of its release; drives the quarantine.</summary>
     public Dictionary<int, long> Freed { get; init; } = [];

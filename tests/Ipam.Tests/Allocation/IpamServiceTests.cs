@@ -315,6 +315,12 @@ public sealed class IpamServiceTests : IAsyncLifetime
         string before = await _env.SnapshotAsync();
         await IpamCalls.FailsAsync(() => strict.EndpointAsync(id, IpamCalls.Mac(3)), ErrorKind.Conflict, "No available addresses");
         Assert.Equal(before, await _env.SnapshotAsync());
+        // The borrower's affinity entry goes with the pool, even after it released its addresses.
+        await b.ReleaseAsync(id, "10.30.0.2");
+        await b.ReleaseAsync(id, "10.30.0.3");
+        foreach (var node in new[] { _ipam, b, strict })
+            await node.ReleasePoolAsync(id);
+        Assert.Empty(await _env.KeysAsync());
     }
 
     [Fact]
