@@ -44,7 +44,14 @@ public sealed record StoreLimits(int MaxTxnOps = 64, int MaxValueBytes = 256 * 1
     public static readonly StoreLimits Default = new();
 }
 
-public sealed record LivenessOptions(TimeSpan Ttl, TimeSpan RenewEvery, string Name = "skein");
+/// <param name="Ttl">Consul session TTL (at least 10 s) / etcd lease TTL; ignored by the embedded store.</param>
+/// <param name="RenewEvery">Renew / keepalive interval, shorter than Ttl.</param>
+/// <param name="Name">Label seen by operators (Consul session name): node id and incarnation.</param>
+/// <param name="PreviousId">
+/// The liveness id this node's previous incarnation recorded locally, if any. It is destroyed before the
+/// new one starts, so the old incarnation's ephemeral keys go at once instead of after its TTL (cluster-store §4.6 step 2).
+/// </param>
+public sealed record LivenessOptions(TimeSpan Ttl, TimeSpan RenewEvery, string Name = "skein", string? PreviousId = null);
 
 /// <summary>A store-side object (Consul session, etcd lease, embedded token) that binds ephemeral keys to this process.</summary>
 public interface ILiveness : IAsyncDisposable
@@ -64,6 +71,11 @@ public interface IClusterStore : IAsyncDisposable
 {
     StoreLimits Limits { get; }
     Task<KvEntry?> GetAsync(string key, CancellationToken ct);
+    /// <summary>
+    /// Every key under the prefix (a plain string prefix: "a/" does not match "ab"), sorted ordinally, and the
+    /// store revision the listing reflects. With keysOnly, entries carry the key only: Value is empty and
+    /// Version/CreateVersion may be 0 (Consul's ?keys listing has no indexes).
+    /// </summary>
     Task<(IReadOnlyList<KvEntry> Entries, long Revision)> ListAsync(string prefix, bool keysOnly, CancellationToken ct);
     Task<WriteResult> PutAsync(string key, ReadOnlyMemory<byte> value, Precondition pre, bool ephemeral, CancellationToken ct);
     Task<WriteResult> DeleteAsync(string key, Precondition pre, CancellationToken ct);

@@ -29,12 +29,15 @@ public sealed class FakeConsulFixture : IAsyncLifetime
 
 public sealed class ConsulStoreConformanceTests(FakeConsulFixture fixture) : StoreConformanceTests, IClassFixture<FakeConsulFixture>
 {
-    protected override Task<IClusterStore> OpenStoreAsync() => Task.FromResult<IClusterStore>(fixture.Open(FakeConsulFixture.UniqueRoot()));
+    private readonly string _root = FakeConsulFixture.UniqueRoot();
+
+    protected override Task<IClusterStore> OpenStoreAsync() => Task.FromResult<IClusterStore>(fixture.Open(_root));
+
+    protected override Task<IClusterStore?> OpenSecondClientAsync() => Task.FromResult<IClusterStore?>(fixture.Open(_root));
 
     protected override Func<ILiveness, Task>? KillLivenessServerSide => liveness =>
     {
         fixture.Server.DestroySession(liveness.Id);
-        fixture.Server.AdvanceClock(TimeSpan.FromSeconds(1)); // past the 1 ms lock-delay the client asked for
         return Task.CompletedTask;
     };
 }

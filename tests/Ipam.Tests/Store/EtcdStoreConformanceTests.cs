@@ -44,7 +44,11 @@ public sealed class EtcdStoreConformanceTests(EtcdFixture fixture) : StoreConfor
 {
     protected override string? UnavailableReason => fixture.Server is null ? EtcdServer.SkipReason : null;
 
-    protected override Task<IClusterStore> OpenStoreAsync() => Task.FromResult<IClusterStore>(fixture.Open(FakeConsulFixture.UniqueRoot()));
+    private readonly string _root = FakeConsulFixture.UniqueRoot();
+
+    protected override Task<IClusterStore> OpenStoreAsync() => Task.FromResult<IClusterStore>(fixture.Open(_root));
+
+    protected override Task<IClusterStore?> OpenSecondClientAsync() => Task.FromResult<IClusterStore?>(fixture.Open(_root));
 
     protected override Func<ILiveness, Task>? KillLivenessServerSide => liveness => fixture.RevokeLeaseAsync(liveness.Id);
 }

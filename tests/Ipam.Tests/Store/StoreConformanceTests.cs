@@ -33,6 +33,9 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     /// </summary>
     protected virtual Func<ILiveness, Task>? KillLivenessServerSide => null;
 
+    /// <summary>A second client on the same data, as another process or host would have; null when the backend is single-process.</summary>
+    protected virtual Task<IClusterStore?> OpenSecondClientAsync() => Task.FromResult<IClusterStore?>(null);
+
     /// <summary>Liveness settings for tests: short enough to notice loss quickly.</summary>
     protected virtual LivenessOptions TestLiveness => new(TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(200), "conformance");
 
@@ -425,6 +428,47 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.True(entry!.Ephemeral);
         await liveness.DisposeAsync();
         Assert.Null(await Store.GetAsync("nodes/n1", Timeout()));
+    }
+
+    [SkippableFact]
+    public async Task Previous_incarnations_liveness_is_destroyed_when_the_next_one_starts()
+    {
+        var previousProcess = await OpenSecondClientAsync();
+        Skip.If(previousProcess is null, "single-process backend: a previous incarnation's ephemeral keys are dropped on open");
+        var old = await previousProcess.StartLivenessAsync(TestLiveness, Timeout());
+        await previousProcess.PutAsync("nodes/n1", Bytes("old incarnation"), Precondition.Absent, ephemeral: true, Timeout());
+        await previousProcess.PutAsync("nodes/n1/persistent", Bytes("stays"), Precondition.Absent, ephemeral: false, Timeout());
+
+        // The new incarnation starts with the id the old one left on disk.
+        await using var liveness = await Store.StartLivenessAsync(TestLiveness with { PreviousId = old.Id }, Timeout());
+        Assert.NotEqual(old.Id, liveness.Id);
+        Assert.Null(await Store.GetAsync("nodes/n1", Timeout()));
+        Assert.Equal(WriteOutcome.Applied, (await Store.PutAsync("nodes/n1", Bytes("new incarnation"), Precondition.Absent, ephemeral: true, Timeout())).Outcome);
+        Assert.Equal("stays", Text(await Store.GetAsync("nodes/n1/persistent", Timeout())));
+
+        // The old process going away for good must not take the new incarnation's keys with it.
+        await previousProcess.DisposeAsync();
+        Assert.Equal("new incarnation", Text(await Store.GetAsync("nodes/n1", Timeout())));
+    }
+
+    [SkippableFact]
+    public async Task Writes_of_another_client_reach_this_clients_watch_and_conditions()
+    {
+        var other = await OpenSecondClientAsync();
+        Skip.If(other is null, "single-process backend");
+        await using (other)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await using var watch = Store.WatchPrefixAsync("shared/", cts.Token).GetAsyncEnumerator(cts.Token);
+            Assert.Empty(Assert.IsType<WatchUpdate.Snapshot>(await NextAsync(watch)).Entries);
+
+            var theirs = await other.PutAsync("shared/k", Bytes("theirs"), Precondition.Absent, false, Timeout());
+            var seen = Assert.IsType<WatchUpdate.Upsert>(await NextAsync(watch));
+            Assert.Equal(("shared/k", theirs.NewVersion), (seen.Entry.Key, seen.Entry.Version));
+            var mine = await Store.PutAsync("shared/k", Bytes("mine"), Precondition.Absent, false, Timeout());
+            Assert.Equal(WriteOutcome.Conflict, mine.Outcome);
+            Assert.Equal("theirs", Text(mine.Current));
+        }
     }
 
     // ---- limits and bad input ----------------------------------------------------------------

@@ -296,6 +296,12 @@ public sealed partial class ConsulStore : IClusterStore
             throw new ArgumentException($"liveness renew interval {options.RenewEvery} must be positive and shorter than the TTL {options.Ttl}");
         if (_liveness is { } existing)
             throw new InvalidOperationException($"this Consul store already has a liveness (session {existing.Id}); start one per process and dispose it before starting another");
+        if (options.PreviousId is { } previous)
+        {
+            if (!IsSessionId(previous))
+                throw new ArgumentException($"previous liveness id '{previous}' is not a Consul session id");
+            await DestroySessionAsync(previous, ct).ConfigureAwait(false);
+        }
         var liveness = await ConsulLiveness.StartAsync(this, options, ct).ConfigureAwait(false);
         if (Interlocked.CompareExchange(ref _liveness, liveness, null) is not null)
         {
@@ -304,6 +310,8 @@ public sealed partial class ConsulStore : IClusterStore
         }
         return liveness;
     }
+
+    private static bool IsSessionId(string id) => id.Length is > 0 and <= 64 && id.All(c => char.IsAsciiHexDigit(c) || c == '-');
 
     internal void ForgetLiveness(ConsulLiveness liveness) => Interlocked.CompareExchange(ref _liveness, null, liveness);
 

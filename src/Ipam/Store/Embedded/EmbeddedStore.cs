@@ -414,6 +414,10 @@ public sealed class EmbeddedStore : IClusterStore
         }
     }
 
+    /// <summary>
+    /// Binds ephemeral writes to this process. PreviousId needs no action here: a previous process's
+    /// ephemeral keys were already dropped when this one opened the store.
+    /// </summary>
     public Task<ILiveness> StartLivenessAsync(LivenessOptions options, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(options);

@@ -292,6 +292,12 @@ public sealed partial class EtcdStore : IClusterStore
             throw new ArgumentException($"liveness keepalive interval {options.RenewEvery} must be positive and shorter than the TTL {options.Ttl}");
         if (_liveness is { } existing)
             throw new InvalidOperationException($"this etcd store already has a liveness (lease {existing.Id}); start one per process and dispose it before starting another");
+        if (options.PreviousId is { } previous)
+        {
+            if (!long.TryParse(previous, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var previousLease))
+                throw new ArgumentException($"previous liveness id '{previous}' is not an etcd lease id");
+            await RevokeLeaseAsync(previousLease, ct).ConfigureAwait(false);
+        }
         var liveness = await EtcdLiveness.StartAsync(this, options, ct).ConfigureAwait(false);
         if (Interlocked.CompareExchange(ref _liveness, liveness, null) is not null)
         {
