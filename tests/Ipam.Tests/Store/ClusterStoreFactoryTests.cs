@@ -29,6 +29,15 @@ public sealed class ClusterStoreFactoryTests
         Assert.True(File.Exists(Path.Combine(state.Path, "store", "lock")));
     }
 
+    [Fact]
+    public async Task Cluster_urls_open_the_matching_client_without_contacting_the_store()
+    {
+        await using (var consul = await ClusterStoreFactory.OpenAsync("consul://127.0.0.1:1/x", "/nonexistent", environment: Env()))
+            Assert.IsType<Skein.Ipam.Store.Consul.ConsulStore>(consul);
+        await using (var etcd = await ClusterStoreFactory.OpenAsync("etcd://127.0.0.1:1/x", "/nonexistent", environment: Env()))
+            Assert.IsType<Skein.Ipam.Store.Etcd.EtcdStore>(etcd);
+    }
+
     [Theory]
     [InlineData("consul://10.0.0.1:8500/skein/v1", "http://10.0.0.1:8500/", "skein/v1")]
     [InlineData("consul://consul.example", "http://consul.example:8500/", "skein/v1")]

@@ -184,6 +184,29 @@ public sealed class ConsulStoreTests(FakeConsulFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_token_that_cannot_read_the_whole_prefix_is_a_loud_configuration_error()
+    {
+        await _store.PutAsync("acl/visible", Bytes("v"), Precondition.None, false, default);
+        await _store.PutAsync("acl/secret", Bytes("s"), Precondition.None, false, default);
+        Server.HiddenByAcl = key => key.EndsWith("/acl/secret", StringComparison.Ordinal);
+        try
+        {
+            var error = await Assert.ThrowsAsync<StoreAuthException>(() => _store.ListAsync("acl/", false, default));
+            Assert.Contains("X-Consul-Results-Filtered-By-ACLs", error.Message);
+            await Assert.ThrowsAsync<StoreAuthException>(async () =>
+            {
+                await foreach (var _ in _store.WatchPrefixAsync("acl/", new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token))
+                {
+                }
+            });
+        }
+        finally
+        {
+            Server.HiddenByAcl = null;
+        }
+    }
+
+    [Fact]
     public async Task Refused_request_maps_to_StoreRejectedException()
     {
         var previous = Server.MaxTxnOps;
@@ -349,4 +372,62 @@ public sealed class ConsulStoreTests(FakeConsulFixture fixture) : IClassFixture<
     }
 
     private static Task<WatchUpdate> StoreConformanceTests_NextAsync(IAsyncEnumerator<WatchUpdate> watch) => WatchTestHelpers.NextAsync(watch);
+}
+
+/// <summary>HTTPS to the agent with a private CA taken from CONSUL_CACERT, through the factory.</summary>
+public sealed class ConsulTlsTests : IAsyncLifetime
+{
+    private readonly TempDirectory _dir = new("consul-tls");
+    private FakeConsulServer _server = null!;
+    private string _caFile = null!;
+
+    public async Task InitializeAsync()
+    {
+        using var caKey = System.Security.Cryptography.RSA.Create(2048);
+        var caRequest = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=skein test CA", caKey,
+            System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+        caRequest.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509BasicConstraintsExtension(true, false, 0, true));
+        caRequest.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509KeyUsageExtension(
+            System.Security.Cryptography.X509Certificates.X509KeyUsageFlags.KeyCertSign, true));
+        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+
+        using var serverKey = System.Security.Cryptography.RSA.Create(2048);
+        var serverRequest = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=127.0.0.1", serverKey,
+            System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+        var san = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
+        san.AddIpAddress(IPAddress.Loopback);
+        serverRequest.CertificateExtensions.Add(san.Build());
+        using var signed = serverRequest.Create(ca, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddHours(12), [1, 2, 3, 4]);
+        var serverCert = System.Security.Cryptography.X509Certificates.RSACertificateExtensions.CopyWithPrivateKey(signed, serverKey);
+
+        _caFile = Path.Combine(_dir.Path, "ca.pem");
+        File.WriteAllText(_caFile, ca.ExportCertificatePem());
+        _server = await FakeConsulServer.StartAsync(serverCert);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private string Url => $"consul+https://127.0.0.1:{_server.BaseAddress.Port}/tls/test";
+
+    [Fact]
+    public async Task Trusts_the_server_through_the_configured_ca_file()
+    {
+        var location = ClusterStoreFactory.Parse(Url, name => name == "CONSUL_CACERT" ? _caFile : null);
+        await using var store = ConsulStore.Create(location);
+        Assert.Equal(WriteOutcome.Applied, (await store.PutAsync("k", Encoding.UTF8.GetBytes("v"), Precondition.Absent, false, default)).Outcome);
+        Assert.NotNull(await store.GetAsync("k", default));
+    }
+
+    [Fact]
+    public async Task Refuses_a_server_it_cannot_verify()
+    {
+        var location = ClusterStoreFactory.Parse(Url, _ => null);
+        await using var store = ConsulStore.Create(location);
+        var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => store.GetAsync("k", default));
+        Assert.Contains("SSL", error.Message, StringComparison.OrdinalIgnoreCase);
+    }
 }

@@ -103,6 +103,7 @@ public sealed partial class ConsulStore : IClusterStore
         if (response.Status == HttpStatusCode.NotFound)
             return ([], (long)response.Index);
         EnsureStatus(response, $"GET {full}{query}", HttpStatusCode.OK);
+        EnsureUnfiltered(response, full);
         var entries = new List<KvEntry>();
         if (keysOnly)
         {
@@ -362,7 +363,7 @@ public sealed partial class ConsulStore : IClusterStore
 
     // ---- HTTP ----------------------------------------------------------------------------------
 
-    internal sealed record ConsulResponse(HttpStatusCode Status, byte[] Body, ulong Index)
+    internal sealed record ConsulResponse(HttpStatusCode Status, byte[] Body, ulong Index, bool FilteredByAcls = false)
     {
         public string Text => System.Text.Encoding.UTF8.GetString(Body);
     }
@@ -389,7 +390,9 @@ public sealed partial class ConsulStore : IClusterStore
                 using var response = await client.SendAsync(request, HttpCompletionOption.ResponseContentRead, deadline.Token).ConfigureAwait(false);
                 var body = await response.Content.ReadAsByteArrayAsync(deadline.Token).ConfigureAwait(false);
                 var index = response.Headers.TryGetValues("X-Consul-Index", out var values) && ulong.TryParse(values.FirstOrDefault(), out var parsed) ? parsed : 0;
-                var result = new ConsulResponse(response.StatusCode, body, index);
+                var filtered = response.Headers.TryGetValues("X-Consul-Results-Filtered-By-ACLs", out var filterValues)
+                               && string.Equals(filterValues.FirstOrDefault(), "true", StringComparison.OrdinalIgnoreCase);
+                var result = new ConsulResponse(response.StatusCode, body, index, filtered);
                 if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
                     throw new StoreAuthException($"{Describe}: {what}: {(int)response.StatusCode} {StoreHttp.Excerpt(result.Text)} — check the ACL token's rights on '{_root}/' (key_prefix write, session_prefix write)");
                 if (!StoreHttp.IsRetryableStatus(response.StatusCode))
@@ -419,6 +422,16 @@ public sealed partial class ConsulStore : IClusterStore
                 throw failure;
             await Task.Delay(StoreHttp.Backoff(policy.RetryBaseDelay, attempt - 1), _options.Time, ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// A recursive read silently drops keys the token may not read (§1.2); to a watcher that looks like
+    /// deletion, so a token that cannot read the whole prefix is a configuration error.
+    /// </summary>
+    private void EnsureUnfiltered(ConsulResponse response, string fullPrefix)
+    {
+        if (response.FilteredByAcls)
+            throw new StoreAuthException($"{Describe}: the ACL token cannot read every key under '{fullPrefix}' (X-Consul-Results-Filtered-By-ACLs); give it read on the whole '{_root}/' prefix");
     }
 
     private void EnsureStatus(ConsulResponse response, string what, HttpStatusCode expected)

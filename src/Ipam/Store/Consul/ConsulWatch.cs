@@ -82,6 +82,7 @@ public sealed partial class ConsulStore
             if (response.Status == HttpStatusCode.NotFound)
                 return (entries, response.Index);
             EnsureStatus(response, $"watch {full}", HttpStatusCode.OK);
+            EnsureUnfiltered(response, full);
             foreach (var pair in Deserialize(response, ConsulJsonContext.Default.ListConsulKvPair, $"watch {full}"))
             {
                 if (Relative(pair.Key) is { } rel && StoreRequestValidator.IsUnder(rel, prefix))

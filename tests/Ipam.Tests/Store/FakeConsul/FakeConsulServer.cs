@@ -60,11 +60,19 @@ public sealed class FakeConsulServer : IAsyncDisposable
         get { lock (_requests) return _requests.ToList(); }
     }
 
-    public static async Task<FakeConsulServer> StartAsync()
+    /// <summary>Keys the configured token may not read: recursive reads drop them and say so in a header (§1.2).</summary>
+    public Func<string, bool>? HiddenByAcl { get; set; }
+
+    /// <param name="tls">Serve HTTPS with this certificate (the agent's ports.https listener, §1.1).</param>
+    public static async Task<FakeConsulServer> StartAsync(System.Security.Cryptography.X509Certificates.X509Certificate2? tls = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0, listen =>
+        {
+            if (tls is not null)
+                listen.UseHttps(tls);
+        }));
         var app = builder.Build();
         var server = new FakeConsulServer(app, new ManualClock());
         app.Run(server.HandleAsync);
@@ -259,6 +267,8 @@ public sealed class FakeConsulServer : IAsyncDisposable
                 {
                     entries = State.Under(key).ToList();
                     index = State.PrefixIndex(key);
+                    if (HiddenByAcl is { } hidden && entries.RemoveAll(kv => hidden(kv.Key)) > 0)
+                        ctx.Response.Headers["X-Consul-Results-Filtered-By-ACLs"] = "true";
                 }
                 else
                 {
