@@ -57,7 +57,7 @@ public static class PortMapOptions
             var text = hostIpElement.GetString()!;
             if (text.Length > 0)
             {
-                if (!IPAddress.TryParse(text, out var address) || text.Contains('/') || text.Contains('%'))
+                if (!IsCanonicalAddressText(text) || !IPAddress.TryParse(text, out var address))
                     throw SkeinException.Invalid($"{where}.HostIP {Show(text)} is not an IP address");
                 // 0.0.0.0 and :: mean "every host address", which the firewall expresses as no address at all.
                 hostIp = address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any) ? null : address.ToString();

@@ -28,7 +28,7 @@ public static class RequestValidation
     {
         if (string.IsNullOrEmpty(value))
             throw SkeinException.Invalid($"{field} is missing");
-        if (!value.Contains('/') || !IpPrefix.TryParse(value, out var prefix))
+        if (!value.Contains('/') || !IsCanonicalAddressText(value[..value.IndexOf('/')]) || !IpPrefix.TryParse(value, out var prefix))
             throw SkeinException.Invalid($"{field} {Show(value)} is not an address with a prefix length such as {(family == AddressFamily.InterNetwork ? "10.0.0.1/24" : "fd00::1/64")}");
         if (prefix.Family != family)
             throw SkeinException.Invalid($"{field} {Show(value)} is {FamilyName(prefix.Family)}, expected {FamilyName(family)}");
@@ -51,6 +51,20 @@ public static class RequestValidation
         if (bytes.All(b => b == 0))
             throw SkeinException.Invalid($"{field} {Show(value)} is all zeros");
         return new PhysicalAddress(bytes);
+    }
+
+    /// <summary>
+    /// IPAddress.TryParse also takes legacy forms ("1.2.3" is 1.2.0.3, "0x0a.1.2.3"); Docker never sends them and a
+    /// user who typed one meant something else. IPv4 must be four decimal parts, IPv6 must not carry a scope.
+    /// </summary>
+    public static bool IsCanonicalAddressText(string text)
+    {
+        if (!IPAddress.TryParse(text, out var address))
+            return false;
+        if (address.AddressFamily == AddressFamily.InterNetworkV6)
+            return !text.Contains('%');
+        var parts = text.Split('.');
+        return parts.Length == 4 && parts.All(p => p.Length is > 0 and <= 3 && p.All(char.IsAsciiDigit));
     }
 
     public static string FamilyName(AddressFamily family) => family == AddressFamily.InterNetwork ? "IPv4" : "IPv6";

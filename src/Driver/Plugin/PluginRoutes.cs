@@ -55,7 +55,9 @@ public static class PluginRoutes
 
         StatusRoute.Map(app, host);
 
-        app.MapFallback(async context =>
+        // "{*path}", not the default fallback pattern: that one skips paths that look like file names, and every
+        // plugin call has a dot in it.
+        app.MapFallback("{*path}", async context =>
         {
             var path = context.Request.Path.Value ?? "";
             var call = path.TrimStart('/');

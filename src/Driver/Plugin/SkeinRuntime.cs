@@ -34,6 +34,10 @@ public sealed class SkeinRuntime : IAsyncDisposable
         NodeId = nodeId;
     }
 
+    /// <summary>The store the IPAM coordinates through (embedded, Consul or etcd).</summary>
+    public IClusterStore ClusterStore => _clusterStore;
+    /// <summary>Where the driver keeps its host-local records: the cluster store when embedded, else &lt;state-dir&gt;/local.</summary>
+    public IClusterStore DriverStore => _localStore ?? _clusterStore;
     public IpamService Ipam { get; }
     public IHostKernel Kernel { get; }
     public IFirewall Firewall { get; }
