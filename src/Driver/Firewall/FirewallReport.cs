@@ -11,8 +11,9 @@ public enum FirewallBackend
 }
 
 /// <summary>
-/// The firewall's state as <c>skein doctor</c> shows it. Kernel switches are null when they cannot be read.
-/// <see cref="Problems"/> says, in words, each thing that keeps skein's networks from working as on Docker's bridge.
+/// The firewall's state as <c>skein doctor</c> shows it. Kernel switches are null when they cannot be read; they
+/// are reported, not judged (the start-up checks judge them). <see cref="Problems"/> says, in words, each firewall
+/// fault that keeps skein's networks from working as on Docker's bridge.
 /// </summary>
 public sealed record FirewallReport(
     FirewallBackend Backend,

@@ -19,6 +19,13 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
     private readonly SkeinChains _chains;
     private readonly Lock _gate = new();
 
+    /// <summary>
+    /// Owners (rule comments) whose rules exist in skein's chains, known from the last read plus what skein wrote
+    /// since; null when unknown (at start, and after any failure). Lets removing an endpoint that never published a
+    /// port, the common case at every container stop, cost no command at all.
+    /// </summary>
+    private HashSet<string>? _knownOwners;
+
     public IptablesFirewall(IptablesOptions options)
         : this(options, ProcessCommandRunner.Instance)
     {
@@ -41,34 +48,49 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
     public void ApplyNetwork(NetworkFirewall network)
     {
         FirewallInputValidator.ValidateNetwork(network, _options);
+        var owner = FirewallRuleBuilder.NetworkOwner(network.BridgeName);
         Transact($"apply network {network.BridgeName}", ensureBase: true, (family, tables, script) =>
-            ReplaceOwned(script, tables, FirewallRuleBuilder.NetworkOwner(network.BridgeName), _rules.NetworkRules(network, family)));
+            ReplaceOwned(script, tables, owner, _rules.NetworkRules(network, family)),
+            owners => owners.Add(owner));
     }
 
     public void RemoveNetwork(string bridgeName)
     {
         FirewallInputValidator.ValidateBridgeName(bridgeName, _options);
-        Transact($"remove network {bridgeName}", ensureBase: false, (_, tables, script) =>
-            ReplaceOwned(script, tables, FirewallRuleBuilder.NetworkOwner(bridgeName), []));
+        RemoveOwner(FirewallRuleBuilder.NetworkOwner(bridgeName), $"remove network {bridgeName}");
     }
 
     public void ApplyPortMappings(EndpointPorts endpoint)
     {
         FirewallInputValidator.ValidateEndpoint(endpoint, _options);
         PublishedPortClaims.RefuseOverlapWithin(endpoint);
+        var owner = FirewallRuleBuilder.EndpointOwner(endpoint.EndpointId);
         Transact($"apply ports of endpoint {endpoint.EndpointId}", ensureBase: true, (family, tables, script) =>
         {
             // IPv4 is planned first, so a refusal here has changed nothing in either family.
             if (family == IpFamily.V4) PublishedPortClaims.RefuseOverlapWithOthers(endpoint, tables[IptablesTable.Nat].RulesOf(_chains.Dnat));
-            ReplaceOwned(script, tables, FirewallRuleBuilder.EndpointOwner(endpoint.EndpointId), _rules.EndpointRules(endpoint, family));
+            ReplaceOwned(script, tables, owner, _rules.EndpointRules(endpoint, family));
+        },
+        owners =>
+        {
+            if (endpoint.Ports.Count > 0) owners.Add(owner);
+            else owners.Remove(owner);
         });
     }
 
     public void RemovePortMappings(string endpointId)
     {
         FirewallInputValidator.ValidateEndpointId(endpointId);
-        Transact($"remove ports of endpoint {endpointId}", ensureBase: false, (_, tables, script) =>
-            ReplaceOwned(script, tables, FirewallRuleBuilder.EndpointOwner(endpointId), []));
+        RemoveOwner(FirewallRuleBuilder.EndpointOwner(endpointId), $"remove ports of endpoint {endpointId}");
+    }
+
+    private void RemoveOwner(string owner, string operation)
+    {
+        lock (_gate)
+        {
+            if (_knownOwners is { } known && !known.Contains(owner)) return;
+            Transact(operation, ensureBase: false, (_, tables, script) => ReplaceOwned(script, tables, owner, []), owners => owners.Remove(owner));
+        }
     }
 
     public void Reconcile(IReadOnlyCollection<NetworkFirewall> networks, IReadOnlyCollection<EndpointPorts> endpoints)
@@ -102,6 +124,12 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
                     foreach (var rule in wanted.Where(r => r.Table == table && r.Chain == chain)) script.Append(rule);
                 }
             }
+        },
+        owners =>
+        {
+            owners.Clear();
+            foreach (var network in networks) owners.Add(FirewallRuleBuilder.NetworkOwner(network.BridgeName));
+            foreach (var endpoint in endpoints.Where(e => e.Ports.Count > 0)) owners.Add(FirewallRuleBuilder.EndpointOwner(endpoint.EndpointId));
         });
     }
 
@@ -156,8 +184,6 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
                 problems.Add($"the nat table does not jump to {_chains.Dnat}/{_chains.Postrouting}: no egress masquerade and no published ports");
             if (ipv6ForwardJump == false)
                 problems.Add($"ip6tables FORWARD does not jump to {_chains.Forward}: IPv6 on skein's networks is not forwarded as intended");
-            if (ipForward == false)
-                problems.Add("net.ipv4.ip_forward is 0: containers cannot reach anything beyond their bridge");
 
             var report = new FirewallReport(backend, versionText, forwardPolicy, dockerUser, forwardJump, natJumps,
                 ipv6ForwardJump, ipForward, bridgeNfIptables, bridgeNfIp6tables, problems);
@@ -167,15 +193,25 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
     }
 
     /// <summary>Reads each table of each family, plans one batch per family, and runs it; retries once on a race.</summary>
-    private void Transact(string operation, bool ensureBase, Action<IpFamily, IReadOnlyDictionary<string, IptablesListing>, RestoreScript> plan)
+    private void Transact(string operation, bool ensureBase, Action<IpFamily, IReadOnlyDictionary<string, IptablesListing>, RestoreScript> plan,
+        Action<HashSet<string>>? updateOwners = null)
     {
         lock (_gate)
         {
+            var seenOwners = _knownOwners is null ? new HashSet<string>(StringComparer.Ordinal) : null;
+            var known = _knownOwners;
+            _knownOwners = null; // unknown until this completes
             foreach (var family in Families)
             {
                 for (var attempt = 1; ; attempt++)
                 {
                     var tables = TablesOf(family).ToDictionary(t => t, t => List(family, t));
+                    if (seenOwners is not null)
+                    {
+                        foreach (var listing in tables.Values)
+                            foreach (var rule in listing.Rules)
+                                if (rule.Comment is { } comment && _chains.IsSkeinChain(rule.Chain)) seenOwners.Add(comment);
+                    }
                     var script = new RestoreScript();
                     if (ensureBase) PlanBase(family, tables, script, includeOwnedChains: true);
                     plan(family, tables, script);
@@ -194,6 +230,9 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
                     }
                 }
             }
+            var owners = known ?? seenOwners!;
+            updateOwners?.Invoke(owners);
+            _knownOwners = owners;
         }
     }
 

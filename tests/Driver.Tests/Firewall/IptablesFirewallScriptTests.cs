@@ -253,6 +253,38 @@ public sealed class IptablesFirewallScriptTests
     }
 
     [Fact]
+    public void Once_the_tables_were_read_removing_an_endpoint_that_published_nothing_runs_no_command()
+    {
+        var (firewall, iptables) = Make(BaseFilter, BaseNat);
+        firewall.EnsureBaseChains();
+        var afterFirstRead = iptables.Commands.Count;
+
+        firewall.RemovePortMappings("e7");
+        firewall.RemoveNetwork("skbr-b000000002");
+        Assert.Equal(afterFirstRead, iptables.Commands.Count);
+
+        // What skein publishes is looked up again when removed.
+        firewall.ApplyPortMappings(EndpointE1);
+        var afterApply = iptables.Commands.Count;
+        firewall.RemovePortMappings("e1");
+        Assert.True(iptables.Commands.Count > afterApply);
+    }
+
+    [Fact]
+    public void After_a_failure_the_tables_are_read_again_before_anything_is_skipped()
+    {
+        var (firewall, iptables) = Make(BaseFilter, BaseNat, ipv6: false);
+        firewall.EnsureBaseChains();
+        iptables.RefuseRestores = 2;
+        Assert.Throws<FirewallCommandException>(() => firewall.ApplyPortMappings(EndpointE1));
+        var afterFailure = iptables.Commands.Count;
+
+        firewall.RemovePortMappings("e1");
+
+        Assert.True(iptables.Commands.Count > afterFailure);
+    }
+
+    [Fact]
     public void Reconcile_rewrites_owned_chains_that_differ_whole_and_keeps_those_that_match()
     {
         var filter = BaseFilter + "\n" + """
@@ -535,7 +567,7 @@ public sealed class IptablesFirewallScriptTests
     }
 
     [Fact]
-    public void Inspect_names_each_problem_in_words()
+    public void Inspect_names_each_firewall_problem_in_words_and_reports_kernel_switches_as_read()
     {
         var iptables = new ScriptedIptables(ScriptedIptables.DockerFilter, ScriptedIptables.EmptyNat);
         var firewall = new IptablesFirewall(new IptablesOptions
@@ -553,7 +585,7 @@ public sealed class IptablesFirewallScriptTests
         Assert.True(report.BridgeNfCallIptables);
         Assert.Contains(report.Problems, p => p.Contains("right after DOCKER-USER"));
         Assert.Contains(report.Problems, p => p.Contains("nat table"));
-        Assert.Contains(report.Problems, p => p.Contains("ip_forward is 0"));
+        Assert.DoesNotContain(report.Problems, p => p.Contains("ip_forward"));
         Assert.Contains(report.Problems, p => p.Contains("ip6tables FORWARD"));
         Assert.Empty(iptables.Restores);
     }
