@@ -570,7 +570,7 @@ public sealed partial class IpamService
                 return true;
             if (slot.Eid != endpointId)
                 return false;
-            updated = slot with { State = SlotKinds.Pending, Eid = null };
+            updated = slot with { State = SlotKinds.Pending, Eid = null, Ts = NowSeconds() };
         }
         string token = _store.NextToken();
         var written = WithSlot(block.Record, ordinal, updated) with { W = token };
@@ -588,6 +588,53 @@ public sealed partial class IpamService
             block.Version = result.NewVersions[0];
         }
         return true;
+    }
+
+    /// <summary>
+    /// Frees this node's endpoint addresses in the pool that are still pending (never bound by
+    /// CreateEndpoint, or unbound by DeleteEndpoint) for longer than <paramref name="olderThan"/>:
+    /// repairs an engine crash between RequestAddress and CreateEndpoint (cluster-store §4.8). Only for
+    /// pools whose endpoints skein's own driver creates; returns the addresses freed.
+    /// </summary>
+    public async Task<IReadOnlyList<IPAddress>> ExpirePendingAsync(string poolId, TimeSpan olderThan, CancellationToken ct)
+    {
+        var id = PoolId.Parse(poolId);
+        if (olderThan < TimeSpan.Zero)
+            throw SkeinException.Invalid("olderThan must not be negative");
+        return await WithPoolAsync(id.Space, id.Pool, async cache =>
+        {
+            long now = NowSeconds();
+            long quarantine = (long)_options.Quarantine.TotalSeconds;
+            var freedAddresses = new List<IPAddress>();
+            foreach (var block in cache.Blocks.Values)
+            {
+                var stale = block.Record.Slots
+                    .Where(s => s.Value.Kind == SlotKinds.Container && s.Value.Node == _node && s.Value.State != SlotKinds.Bound
+                        && now - s.Value.Ts >= (long)olderThan.TotalSeconds)
+                    .Select(s => s.Key).ToList();
+                if (stale.Count == 0)
+                    continue;
+                string token = _store.NextToken();
+                var slots = new Dictionary<int, SlotRecord>(block.Record.Slots);
+                var freed = block.Record.Freed.Where(f => now - f.Value < quarantine).ToDictionary();
+                foreach (int ordinal in stale)
+                {
+                    slots.Remove(ordinal);
+                    freed[ordinal] = now;
+                }
+                var written = block.Record with { W = token, Slots = slots, Freed = freed };
+                var put = new TxnOp.Put(block.Key, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(block.Version));
+                var result = await _store.CommitAsync([put], token, ct).ConfigureAwait(false);
+                if (!result.Applied)
+                    throw new StaleStateException();
+                block.Record = written;
+                block.Version = result.NewVersions[0];
+                if (result.NewVersions[0] == 0)
+                    _pools.TryRemove(cache.PoolKey, out _);
+                freedAddresses.AddRange(stale.Select(o => block.Cidr.AddressAt((UInt128)o)));
+            }
+            return (IReadOnlyList<IPAddress>)freedAddresses;
+        }, ct).ConfigureAwait(false);
     }
 
     /// <summary>Six hex pairs separated by ':' or '-', returned lower-case with ':' (the engine's form).</summary>

@@ -444,6 +444,24 @@ public sealed class IpamServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Pending_addresses_expire_but_bound_ones_do_not()
+    {
+        string id = await _ipam.PoolAsync("10.6.0.0/24");
+        string pending = await _ipam.EndpointAsync(id, IpamCalls.Mac(1));
+        string bound = await _ipam.EndpointAsync(id, IpamCalls.Mac(2));
+        Assert.True(await _ipam.MarkEndpointBoundAsync(id, IPAddress.Parse(bound.Split('/')[0]), "e1", None));
+        Assert.Empty(await _ipam.ExpirePendingAsync(id, TimeSpan.FromMinutes(10), None));
+        _env.Time.Advance(TimeSpan.FromMinutes(11));
+        Assert.Equal([IPAddress.Parse(pending.Split('/')[0])], await _ipam.ExpirePendingAsync(id, TimeSpan.FromMinutes(10), None));
+        // The freed address is quarantined like any release; the bound one stays taken.
+        await IpamCalls.FailsAsync(() => _ipam.EndpointAsync(id, IpamCalls.Mac(3), bound.Split('/')[0]), ErrorKind.Conflict, "Address already in use");
+        Assert.Equal(pending, await _ipam.EndpointAsync(id, IpamCalls.Mac(4), pending.Split('/')[0]));
+        // Unbinding starts the clock again.
+        Assert.True(await _ipam.MarkEndpointUnboundAsync(id, IPAddress.Parse(bound.Split('/')[0]), "e1", None));
+        Assert.DoesNotContain(IPAddress.Parse(bound.Split('/')[0]), await _ipam.ExpirePendingAsync(id, TimeSpan.FromMinutes(10), None));
+    }
+
+    [Fact]
     public async Task Find_pool_by_space_and_pool()
     {
         Assert.Null(await _ipam.FindPoolAsync("LocalDefault/10.1.0.0/16", None));
