@@ -12,6 +12,7 @@ internal static class IptablesTable
 {
     public const string Filter = "filter";
     public const string Nat = "nat";
+    public const string Raw = "raw";
 }
 
 /// <summary>

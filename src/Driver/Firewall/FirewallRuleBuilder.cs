@@ -16,6 +16,8 @@ namespace Skein.Driver.Firewall;
 /// nat    PREROUTING      -m addrtype --dst-type LOCAL -j SKEIN-DNAT
 /// nat    OUTPUT          ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j SKEIN-DNAT
 /// nat    POSTROUTING     -j SKEIN-POSTROUTING               (egress masquerade, hairpin masquerade)
+/// raw    PREROUTING      -j SKEIN-LOCALNET                  (only with PublishOnLoopback; OUTPUT then DNATs 127/8 too)
+/// filter INPUT           -p udp --dport 4789 -j SKEIN-VXLAN (only once VXLAN peers are applied)
 /// </code>
 /// Every owned rule either drops, jumps to a chain that only drops, or accepts traffic that no drop in an owned
 /// chain could match; isolation runs before the accepts. So the order of rules inside an owned chain never
@@ -38,13 +40,21 @@ internal sealed class FirewallRuleBuilder(SkeinChains chains, IptablesOptions op
     /// <summary>Docker's jump that must stay ahead of skein's (decisions #16).</summary>
     public const string DockerUserJumpLine = "-A FORWARD -j DOCKER-USER";
 
-    /// <summary>The nat jumps into skein's chains (IPv4 only), each appended to its built-in chain.</summary>
+    /// <summary>
+    /// The nat jumps into skein's chains (IPv4 only), each appended to its built-in chain. The host's own
+    /// connections to its loopback are DNAT'd only with <see cref="IptablesOptions.PublishOnLoopback"/>.
+    /// </summary>
     public IReadOnlyList<FirewallRule> NatJumps =>
     [
         new(IptablesTable.Nat, "PREROUTING", $"-m addrtype --dst-type LOCAL -j {Chains.Dnat}"),
-        new(IptablesTable.Nat, "OUTPUT", $"! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {Chains.Dnat}"),
+        new(IptablesTable.Nat, "OUTPUT", options.PublishOnLoopback
+            ? $"-m addrtype --dst-type LOCAL -j {Chains.Dnat}"
+            : $"! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {Chains.Dnat}"),
         new(IptablesTable.Nat, "POSTROUTING", $"-j {Chains.Postrouting}"),
     ];
+
+    /// <summary>The raw-table guard that goes with <see cref="IptablesOptions.PublishOnLoopback"/>.</summary>
+    public FirewallRule LoopbackGuardJump => new(IptablesTable.Raw, "PREROUTING", $"-j {Chains.LoopbackGuard}");
 
     /// <summary>The fixed content of one static chain, in order.</summary>
     public IReadOnlyList<FirewallRule> StaticRules(string chain)
@@ -59,6 +69,10 @@ internal sealed class FirewallRuleBuilder(SkeinChains chains, IptablesOptions op
         {
             rules.Add(Filter(chain, $"-o {AllSkeinBridges} -j DROP"));
             foreach (var docker in options.DockerBridgePatterns) rules.Add(Filter(chain, $"-o {docker} -j DROP"));
+        }
+        else if (chain == Chains.LoopbackGuard)
+        {
+            rules.Add(new FirewallRule(IptablesTable.Raw, chain, $"-d 127.0.0.0/8 -i {AllSkeinBridges} -j DROP"));
         }
         else if (chain == Chains.IsolationIn)
         {
@@ -96,6 +110,9 @@ internal sealed class FirewallRuleBuilder(SkeinChains chains, IptablesOptions op
         if (family != IpFamily.V4) yield break;
         foreach (var subnet in network.Subnets.Where(s => s.BaseAddress.AddressFamily == AddressFamily.InterNetwork).Distinct())
             yield return Nat(Chains.Postrouting, $"-s {subnet} ! -o {bridge} {comment} -j MASQUERADE");
+        // The host's connection to 127.0.0.1:PORT, DNAT'd to a container: the container cannot answer 127.0.0.1.
+        if (options.PublishOnLoopback)
+            yield return Nat(Chains.Postrouting, $"-s 127.0.0.0/8 -o {bridge} {comment} -j MASQUERADE");
     }
 
     public IEnumerable<FirewallRule> EndpointRules(EndpointPorts endpoint, IpFamily family)

@@ -162,7 +162,7 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
                 dockerUser = filter.RulesOf("FORWARD").Any(r => r.Line == FirewallRuleBuilder.DockerUserJumpLine);
                 forwardJump = ForwardJumpInPlace(filter);
                 var nat = List(IpFamily.V4, IptablesTable.Nat);
-                natJumps = _rules.NatJumps.All(j => nat.RulesOf(j.Chain).Any(r => r.Line == j.AppendLine));
+                natJumps = _rules.NatJumps.All(j => JumpsInto(nat, j).Count == 1 && JumpsInto(nat, j)[0].Line == j.AppendLine);
                 if (_options.EnableIpv6) ipv6ForwardJump = ForwardJumpInPlace(List(IpFamily.V6, IptablesTable.Filter));
             }
             catch (FirewallCommandException e)
@@ -277,12 +277,36 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
             foreach (var chain in _chains.OwnedNatChains)
                 if (!nat.HasChain(chain)) script.DeclareChain(IptablesTable.Nat, chain);
         }
-        foreach (var jump in _rules.NatJumps)
+        foreach (var jump in _rules.NatJumps) PlanAppendedJump(nat, script, jump);
+
+        if (!_options.PublishOnLoopback) return;
+        var raw = tables[IptablesTable.Raw];
+        var guard = _rules.StaticRules(_chains.LoopbackGuard);
+        if (!raw.HasChain(_chains.LoopbackGuard) || !raw.RulesOf(_chains.LoopbackGuard).Select(r => r.Line).SequenceEqual(guard.Select(r => r.AppendLine)))
         {
-            var present = nat.RulesOf(jump.Chain).Where(r => r.Line == jump.AppendLine).ToList();
-            if (present.Count == 0) script.Append(jump);
-            foreach (var duplicate in present.Skip(1)) script.Delete(IptablesTable.Nat, duplicate);
+            script.DeclareChain(IptablesTable.Raw, _chains.LoopbackGuard);
+            foreach (var rule in guard) script.Append(rule);
         }
+        PlanAppendedJump(raw, script, _rules.LoopbackGuardJump);
+    }
+
+    /// <summary>
+    /// Exactly one jump from the built-in chain into the target, in exactly the wanted form: a jump left in another
+    /// form (by an earlier configuration) is replaced, a duplicate removed.
+    /// </summary>
+    private static void PlanAppendedJump(IptablesListing listing, RestoreScript script, FirewallRule jump)
+    {
+        var present = JumpsInto(listing, jump);
+        if (present.Count == 1 && present[0].Line == jump.AppendLine) return;
+        var keep = present.FirstOrDefault(r => r.Line == jump.AppendLine);
+        foreach (var other in present.Where(r => !ReferenceEquals(r, keep))) script.Delete(jump.Table, other);
+        if (keep is null) script.Append(jump);
+    }
+
+    private static List<ListedRule> JumpsInto(IptablesListing listing, FirewallRule jump)
+    {
+        var target = jump.Spec[(jump.Spec.LastIndexOf("-j ", StringComparison.Ordinal))..];
+        return listing.RulesOf(jump.Chain).Where(r => r.Line.EndsWith(" " + target, StringComparison.Ordinal)).ToList();
     }
 
     /// <summary>
@@ -327,8 +351,10 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
         if (family == IpFamily.V4) yield return (IptablesTable.Nat, _chains.OwnedNatChains);
     }
 
-    private static IReadOnlyList<string> TablesOf(IpFamily family) =>
-        family == IpFamily.V4 ? [IptablesTable.Filter, IptablesTable.Nat] : [IptablesTable.Filter];
+    private IReadOnlyList<string> TablesOf(IpFamily family) =>
+        family != IpFamily.V4 ? [IptablesTable.Filter]
+        : _options.PublishOnLoopback ? [IptablesTable.Filter, IptablesTable.Nat, IptablesTable.Raw]
+        : [IptablesTable.Filter, IptablesTable.Nat];
 
     private static string Name(IpFamily family) => family == IpFamily.V4 ? "ipv4" : "ipv6";
 

@@ -24,6 +24,15 @@ public sealed class IptablesOptions
     /// </summary>
     public IReadOnlyList<string> DockerBridgePatterns { get; init; } = ["docker0", "br-+"];
 
+    /// <summary>
+    /// Also publish ports on the host's loopback (<c>curl 127.0.0.1:8080</c> on the host), as Docker does with its
+    /// userland proxy. Needs <c>route_localnet=1</c> on each skein bridge (set through netlink, decisions #13) so
+    /// that a DNAT'd packet with source 127.0.0.1 may leave through it; skein masquerades such packets and, in the raw
+    /// table, drops packets arriving on a skein bridge for 127.0.0.0/8, which route_localnet would otherwise let
+    /// containers send to the host's loopback services.
+    /// </summary>
+    public bool PublishOnLoopback { get; init; }
+
     /// <summary>Receives one line per change made, and per problem noticed.</summary>
     public Action<string>? Log { get; init; }
 

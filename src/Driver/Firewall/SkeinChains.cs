@@ -30,11 +30,14 @@ internal sealed class SkeinChains(string prefix)
     /// <summary>filter, static per peer list: INPUT sends VXLAN datagrams here; listed VTEPs return, the rest drop.</summary>
     public string Vxlan { get; } = prefix + "-VXLAN";
 
+    /// <summary>raw, static: raw PREROUTING jumps here; drops packets from skein bridges to the host's loopback.</summary>
+    public string LoopbackGuard { get; } = prefix + "-LOCALNET";
+
     public IReadOnlyList<string> OwnedFilterChains => [Isolation, Accept];
     public IReadOnlyList<string> StaticFilterChains => [Forward, IsolationOut, IsolationIn];
     public IReadOnlyList<string> OwnedNatChains => [Dnat, Postrouting];
 
     public bool IsSkeinChain(string chain) =>
         chain == Forward || chain == Isolation || chain == IsolationOut || chain == IsolationIn
-        || chain == Accept || chain == Dnat || chain == Postrouting || chain == Vxlan;
+        || chain == Accept || chain == Dnat || chain == Postrouting || chain == Vxlan || chain == LoopbackGuard;
 }

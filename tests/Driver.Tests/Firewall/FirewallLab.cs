@@ -77,8 +77,9 @@ internal sealed class FirewallLab : IDisposable
     /// <summary>A firewall that programs the lab's host namespace.</summary>
     public IptablesFirewall NewFirewall(Action<string>? log = null) => new(Options(log));
 
-    public IptablesOptions Options(Action<string>? log = null) => new()
+    public IptablesOptions Options(Action<string>? log = null, bool publishOnLoopback = false) => new()
     {
+        PublishOnLoopback = publishOnLoopback,
         CommandPrefix = ["nsenter", $"--net={Host.Path}"],
         Log = log,
         ReadSysctl = Host.Sysctl,
@@ -138,6 +139,9 @@ internal sealed class FirewallLab : IDisposable
         if (ipv6 is not null) Host.Ip("addr", "add", ipv6, "dev", name, "nodad");
         Host.Ip("link", "set", name, "up");
     }
+
+    /// <summary>Another container on a bridge for one test; disposing its namespace removes its veth too.</summary>
+    public LabContainer AddTemporaryContainer(string role, string bridge, string ipv4) => AddContainer(role, bridge, ipv4, null);
 
     private LabContainer AddContainer(string role, string bridge, string ipv4, string? ipv6)
     {

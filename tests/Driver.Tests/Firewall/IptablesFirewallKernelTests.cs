@@ -189,6 +189,48 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
     }
 
     [SkippableFact]
+    public void Publishing_on_loopback_reaches_the_container_from_the_hosts_127_0_0_1_and_keeps_containers_off_the_hosts_loopback()
+    {
+        var lab = Begin(out _);
+        var bridge = lab.NetworkA.BridgeName;
+        var firewall = new IptablesFirewall(lab.Options(output.WriteLine, publishOnLoopback: true));
+        // What skein's driver sets through netlink on its bridges when loopback publishing is on.
+        lab.Host.MustExec("sysctl", "-q", "-w", $"net.ipv4.conf.{bridge}.route_localnet=1");
+        using var attacker = lab.AddTemporaryContainer("x1", bridge, "10.201.1.9").Ns;
+        // A container that sends to 127.0.0.99 through its gateway, as a hostile one can.
+        attacker.MustExec("sysctl", "-q", "-w", "net.ipv4.conf.eth0.route_localnet=1");
+        attacker.Ip("route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local");
+        attacker.Ip("route", "add", "127.0.0.99/32", "via", "10.201.1.1", "dev", "eth0");
+        var hostLoopback = At(IPAddress.Parse("127.0.0.99"), 7777);
+        try
+        {
+            // Control: with route_localnet on and no guard, the container does reach the host's loopback.
+            Assert.NotNull(NetProbe.TcpPeerSeenBy(attacker, lab.Host, 7777, hostLoopback, NetProbe.Allowed));
+
+            firewall.ApplyNetwork(lab.NetworkA);
+            firewall.ApplyPortMappings(PortsOfA1(lab, Tcp(8080, ContainerTcpPort)));
+
+            Assert.Equal(IPAddress.Parse("10.201.1.1"),
+                NetProbe.TcpPeerSeenBy(lab.Host, lab.A1.Ns, ContainerTcpPort, At(IPAddress.Loopback, 8080), NetProbe.Allowed)?.Address);
+            Assert.NotNull(NetProbe.TcpPeerSeenBy(lab.Outside, lab.A1.Ns, ContainerTcpPort, At(FirewallLab.HostOutside, 8080), NetProbe.Allowed));
+            Assert.Null(NetProbe.TcpPeerSeenBy(attacker, lab.Host, 7777, hostLoopback, NetProbe.Blocked));
+            Assert.True(firewall.Inspect().NatJumpsInPlace);
+
+            // Back to the default: the OUTPUT jump returns to its non-loopback form.
+            lab.NewFirewall(output.WriteLine).EnsureBaseChains();
+            Assert.Contains("-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j SKEIN-DNAT", lab.Rules("nat"));
+            Assert.Single(lab.Rules("nat").Split('\n'), l => l.StartsWith("-A OUTPUT"));
+        }
+        finally
+        {
+            lab.Host.MustExec("sysctl", "-q", "-w", $"net.ipv4.conf.{bridge}.route_localnet=0");
+            lab.Iptables("-t", "raw", "-D", "PREROUTING", "-j", "SKEIN-LOCALNET");
+            lab.Iptables("-t", "raw", "-F", "SKEIN-LOCALNET");
+            lab.Iptables("-t", "raw", "-X", "SKEIN-LOCALNET");
+        }
+    }
+
+    [SkippableFact]
     public void Applying_twice_changes_nothing_and_runs_no_write()
     {
         var lab = Begin(out _);

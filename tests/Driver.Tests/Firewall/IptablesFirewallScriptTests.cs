@@ -253,6 +253,40 @@ public sealed class IptablesFirewallScriptTests
     }
 
     [Fact]
+    public void Publishing_on_loopback_dnats_the_hosts_loopback_masquerades_it_and_guards_loopback_from_bridges()
+    {
+        var raw = """
+            -P PREROUTING ACCEPT
+            -P OUTPUT ACCEPT
+            """;
+        var iptables = new ScriptedIptables(BaseFilter, BaseNat, raw: raw);
+        var firewall = new IptablesFirewall(new IptablesOptions { PublishOnLoopback = true, EnableIpv6 = false }, iptables);
+
+        firewall.ApplyNetwork(NetworkA);
+
+        Assert.Equal(Lines("""
+            *filter
+            -A SKEIN-ISOLATION -i skbr-a000000001 ! -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j SKEIN-ISOLATION-OUT
+            -A SKEIN-ISOLATION ! -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j SKEIN-ISOLATION-IN
+            -A SKEIN-ACCEPT -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
+            -A SKEIN-ACCEPT -o skbr-a000000001 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "skein:skbr-a000000001" -j ACCEPT
+            -A SKEIN-ACCEPT -i skbr-a000000001 ! -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
+            COMMIT
+            *nat
+            -D OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j SKEIN-DNAT
+            -A OUTPUT -m addrtype --dst-type LOCAL -j SKEIN-DNAT
+            -A SKEIN-POSTROUTING -s 10.201.1.0/24 ! -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j MASQUERADE
+            -A SKEIN-POSTROUTING -s 127.0.0.0/8 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j MASQUERADE
+            COMMIT
+            *raw
+            :SKEIN-LOCALNET - [0:0]
+            -A SKEIN-LOCALNET -d 127.0.0.0/8 -i skbr-+ -j DROP
+            -A PREROUTING -j SKEIN-LOCALNET
+            COMMIT
+            """), iptables.RestoreInput("iptables-restore"));
+    }
+
+    [Fact]
     public void Once_the_tables_were_read_removing_an_endpoint_that_published_nothing_runs_no_command()
     {
         var (firewall, iptables) = Make(BaseFilter, BaseNat);

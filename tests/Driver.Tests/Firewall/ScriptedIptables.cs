@@ -26,8 +26,9 @@ internal sealed class ScriptedIptables : ICommandRunner
 
     private readonly Dictionary<(string Command, string Table), string> _listings = new();
 
-    public ScriptedIptables(string filter = DockerFilter, string nat = EmptyNat, string? filter6 = null)
+    public ScriptedIptables(string filter = DockerFilter, string nat = EmptyNat, string? filter6 = null, string? raw = null)
     {
+        if (raw is not null) _listings[("iptables", "raw")] = raw;
         _listings[("iptables", "filter")] = filter;
         _listings[("iptables", "nat")] = nat;
         _listings[("ip6tables", "filter")] = filter6 ?? filter;
