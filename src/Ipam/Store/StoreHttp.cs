@@ -9,14 +9,37 @@ namespace Skein.Ipam.Store;
 public sealed record StoreHttpPolicy
 {
     /// <summary>Per attempt, for everything except watches.</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(5);
-    /// <summary>Attempts for idempotent operations (reads, renew, destroy); writes get one.</summary>
-    public int MaxAttempts { get; init; } = 3;
-    /// <summary>First back-off; doubled per attempt, with full jitter.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(4);
+    /// <summary>Attempts for idempotent operations (reads, renew, destroy); writes get one unless surely unsent.</summary>
+    public int MaxAttempts { get; init; } = 5;
+    /// <summary>First back-off; doubled per attempt up to RetryMaxDelay, with full jitter.</summary>
     public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+    public TimeSpan RetryMaxDelay { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// Wall-clock bound of one call including its retries, so a store outage surfaces as a clear error
+    /// well inside Docker's plugin call timeout instead of a hang (enough to ride out a leader election).
+    /// </summary>
+    public TimeSpan RetryBudget { get; init; } = TimeSpan.FromSeconds(10);
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
     public static readonly StoreHttpPolicy Default = new();
+
+    /// <summary>Deadline of the next attempt: the per-attempt timeout, cut to what is left of the budget.</summary>
+    internal TimeSpan AttemptTimeout(TimeSpan elapsed)
+    {
+        var left = RetryBudget - elapsed;
+        var floor = TimeSpan.FromMilliseconds(100);
+        return left < RequestTimeout ? (left > floor ? left : floor) : RequestTimeout;
+    }
+
+    /// <summary>How long to wait before another attempt, or null to give up (attempts or budget used up).</summary>
+    internal TimeSpan? NextRetryDelay(int failedAttempts, TimeSpan elapsed)
+    {
+        if (failedAttempts >= MaxAttempts)
+            return null;
+        var delay = StoreHttp.Backoff(RetryBaseDelay, failedAttempts - 1, RetryMaxDelay);
+        return elapsed + delay + TimeSpan.FromMilliseconds(100) < RetryBudget ? delay : null;
+    }
 }
 
 /// <summary>HTTP plumbing shared by the Consul and etcd clients: handlers with TLS from the environment, retries, error tiers.</summary>

@@ -242,6 +242,15 @@ public sealed class EmbeddedStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_directory_that_cannot_be_created_gives_a_store_error_naming_it()
+    {
+        var blocker = Path.Combine(_directory.Path, "file");
+        File.WriteAllText(blocker, "not a directory");
+        var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => EmbeddedStore.OpenAsync(Path.Combine(blocker, "store")));
+        Assert.Contains(Path.Combine(blocker, "store"), error.Message);
+    }
+
+    [Fact]
     public async Task Only_one_liveness_at_a_time()
     {
         await using var store = await EmbeddedStore.OpenAsync(_directory.Path);

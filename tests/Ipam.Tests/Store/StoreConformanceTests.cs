@@ -333,6 +333,29 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.True(removed.Revision > 0);
     }
 
+    [SkippableFact]
+    public async Task Cancelling_a_watch_ends_it_with_OperationCanceledException()
+    {
+        using var cts = new CancellationTokenSource();
+        var watch = Store.WatchPrefixAsync("c/", cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.IsType<WatchUpdate.Snapshot>(await NextAsync(watch));
+        var pending = watch.MoveNextAsync().AsTask();
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending.WaitAsync(WatchTestHelpers.WatchTimeout));
+        await watch.DisposeAsync();
+    }
+
+    [SkippableFact]
+    public async Task Disposing_the_store_ends_its_watches()
+    {
+        var watch = Store.WatchPrefixAsync("c/", CancellationToken.None).GetAsyncEnumerator();
+        Assert.IsType<WatchUpdate.Snapshot>(await NextAsync(watch));
+        var pending = watch.MoveNextAsync().AsTask();
+        await Store.DisposeAsync();
+        Assert.False(await pending.WaitAsync(WatchTestHelpers.WatchTimeout));
+        await watch.DisposeAsync();
+    }
+
     private static bool ViewMatches(Dictionary<string, string?> view, Dictionary<string, string?> expected) =>
         expected.All(e => e.Value is null ? !view.ContainsKey(e.Key) : view.TryGetValue(e.Key, out var v) && v == e.Value);
 

@@ -56,8 +56,19 @@ public sealed class EmbeddedStore : IClusterStore
         ct.ThrowIfCancellationRequested();
         time ??= TimeProvider.System;
         directory = Path.GetFullPath(directory);
-        System.IO.Directory.CreateDirectory(directory);
+        try
+        {
+            return Task.FromResult(Open(directory, time));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StoreUnavailableException($"embedded store '{directory}' cannot be opened: {e.Message}", e);
+        }
+    }
 
+    private static EmbeddedStore Open(string directory, TimeProvider time)
+    {
+        System.IO.Directory.CreateDirectory(directory);
         var lockFile = AcquireDirectoryLock(directory, time);
         FileStream? log = null;
         try
@@ -70,7 +81,7 @@ public sealed class EmbeddedStore : IClusterStore
                 NativeFile.FsyncDirectory(directory);
             var store = new EmbeddedStore(directory, lockFile, log);
             store.Recover();
-            return Task.FromResult(store);
+            return store;
         }
         catch
         {

@@ -394,12 +394,14 @@ public sealed partial class EtcdStore : IClusterStore
     {
         client ??= _client;
         var policy = _options.Http;
+        var started = _options.Time.GetTimestamp();
         var reauthenticated = false;
         for (var attempt = 1; ; attempt++)
         {
             ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct, _disposing.Token);
-            deadline.CancelAfter(policy.RequestTimeout);
+            var attemptTimeout = policy.AttemptTimeout(_options.Time.GetElapsedTime(started));
+            deadline.CancelAfter(attemptTimeout);
             Exception failure;
             bool retryable;
             try
@@ -433,7 +435,7 @@ public sealed partial class EtcdStore : IClusterStore
             }
             catch (OperationCanceledException e)
             {
-                failure = new StoreUnavailableException($"{Describe}: {what}: no answer within {policy.RequestTimeout.TotalSeconds:0.#}s", e);
+                failure = new StoreUnavailableException($"{Describe}: {what}: no answer within {attemptTimeout.TotalSeconds:0.#}s", e);
                 retryable = idempotent;
             }
             catch (HttpRequestException e)
@@ -441,9 +443,9 @@ public sealed partial class EtcdStore : IClusterStore
                 failure = new StoreUnavailableException($"{Describe}: {what}: {e.Message}", e);
                 retryable = idempotent || e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused };
             }
-            if (!retryable || attempt >= policy.MaxAttempts)
+            if (!retryable || policy.NextRetryDelay(attempt, _options.Time.GetElapsedTime(started)) is not { } delay)
                 throw failure;
-            await Task.Delay(StoreHttp.Backoff(policy.RetryBaseDelay, attempt - 1), _options.Time, ct).ConfigureAwait(false);
+            await Task.Delay(delay, _options.Time, ct).ConfigureAwait(false);
         }
     }
 

@@ -10,6 +10,14 @@ public sealed partial class EtcdStore
 {
     public async IAsyncEnumerable<WatchUpdate> WatchPrefixAsync(string prefix, [EnumeratorCancellation] CancellationToken ct)
     {
+        await foreach (var update in WatchCoreAsync(prefix, ct).ConfigureAwait(false))
+            yield return update;
+        // The loop ends quietly when the store is disposed; a caller's cancellation surfaces as usual.
+        ct.ThrowIfCancellationRequested();
+    }
+
+    private async IAsyncEnumerable<WatchUpdate> WatchCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken ct)
+    {
         StoreRequestValidator.ValidatePrefix(prefix, Limits);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _disposing.Token);
