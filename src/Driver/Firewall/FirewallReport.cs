@@ -28,5 +28,11 @@ public sealed record FirewallReport(
     bool? BridgeNfCallIp6tables,
     IReadOnlyList<string> Problems)
 {
+    /// <summary>
+    /// skein uses nf_tables but this namespace also holds iptables-legacy tables (iptables-nft says so): a sign that
+    /// dockerd, or something else, programs the other backend, where skein's accepts do not count (decisions #16).
+    /// </summary>
+    public bool LegacyTablesAlsoPresent { get; init; }
+
     public bool Healthy => Problems.Count == 0;
 }

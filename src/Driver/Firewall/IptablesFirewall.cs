@@ -155,9 +155,12 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
             string? forwardPolicy = null;
             bool dockerUser = false, forwardJump = false, natJumps = false;
             bool? ipv6ForwardJump = null;
+            var legacyAlso = false;
             try
             {
-                var filter = List(IpFamily.V4, IptablesTable.Filter);
+                var filterRead = Run([_options.IptablesCommand, "-w", "-t", IptablesTable.Filter, "-S"], null);
+                legacyAlso = filterRead.StandardError.Contains("iptables-legacy tables present", StringComparison.Ordinal);
+                var filter = IptablesListing.Parse(filterRead.StandardOutput);
                 forwardPolicy = filter.PolicyOf("FORWARD");
                 dockerUser = filter.RulesOf("FORWARD").Any(r => r.Line == FirewallRuleBuilder.DockerUserJumpLine);
                 forwardJump = ForwardJumpInPlace(filter);
@@ -174,6 +177,9 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
             var bridgeNfIptables = ReadSwitch("net.bridge.bridge-nf-call-iptables");
             var bridgeNfIp6tables = ReadSwitch("net.bridge.bridge-nf-call-ip6tables");
 
+            if (legacyAlso)
+                problems.Add("iptables-legacy tables exist next to skein's nf_tables rules: if dockerd uses iptables-legacy, "
+                    + "its FORWARD DROP is not overridden by skein's accepts; run skein with the same iptables as dockerd");
             if (backend == FirewallBackend.Unknown && versionText.Length > 0)
                 problems.Add($"cannot tell which backend '{versionText}' uses; skein must use the same one as dockerd");
             if (!forwardJump)
@@ -186,7 +192,10 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
                 problems.Add($"ip6tables FORWARD does not jump to {_chains.Forward}: IPv6 on skein's networks is not forwarded as intended");
 
             var report = new FirewallReport(backend, versionText, forwardPolicy, dockerUser, forwardJump, natJumps,
-                ipv6ForwardJump, ipForward, bridgeNfIptables, bridgeNfIp6tables, problems);
+                ipv6ForwardJump, ipForward, bridgeNfIptables, bridgeNfIp6tables, problems)
+            {
+                LegacyTablesAlsoPresent = legacyAlso,
+            };
             foreach (var problem in problems) Log($"firewall: problem: {problem}");
             return report;
         }

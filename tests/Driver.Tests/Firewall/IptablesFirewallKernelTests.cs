@@ -393,12 +393,30 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
         Assert.True(report.BridgeNfCallIptables);
         Assert.Empty(report.Problems);
 
+        Assert.False(report.LegacyTablesAlsoPresent);
         lab.Iptables("-t", "nat", "-D", "POSTROUTING", "-j", "SKEIN-POSTROUTING");
         var damaged = firewall.Inspect();
         Assert.False(damaged.NatJumpsInPlace);
         Assert.Contains(damaged.Problems, p => p.Contains("nat table"));
         firewall.EnsureBaseChains();
         Assert.True(firewall.Inspect().Healthy);
+    }
+
+    [SkippableFact]
+    public void Inspect_warns_when_the_other_backend_holds_tables_too()
+    {
+        var lab = Begin(out var firewall);
+        Skip.IfNot(TestShell.MustRun("iptables", "--version").Contains("nf_tables"), "needs iptables on nf_tables");
+        Skip.IfNot(TestShell.HasCommand("iptables-legacy"), "needs iptables-legacy to create legacy tables");
+        using var scratch = FirewallScratchNamespace.Create("mix");
+        scratch.MustExec("iptables-legacy", "-w", "-N", "DOCKER-USER");
+        var mixed = new IptablesFirewall(new IptablesOptions { CommandPrefix = ["nsenter", $"--net={scratch.Path}"], ReadSysctl = scratch.Sysctl });
+
+        var report = mixed.Inspect();
+
+        Assert.True(report.LegacyTablesAlsoPresent);
+        Assert.Contains(report.Problems, p => p.Contains("iptables-legacy tables exist"));
+        Assert.False(firewall.Inspect().LegacyTablesAlsoPresent);
     }
 
     [SkippableFact]
