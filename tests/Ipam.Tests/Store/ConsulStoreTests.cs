@@ -379,35 +379,20 @@ public sealed class ConsulTlsTests : IAsyncLifetime
 {
     private readonly TempDirectory _dir = new("consul-tls");
     private FakeConsulServer _server = null!;
+    private TestCertificates _certificates = null!;
     private string _caFile = null!;
 
     public async Task InitializeAsync()
     {
-        using var caKey = System.Security.Cryptography.RSA.Create(2048);
-        var caRequest = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=skein test CA", caKey,
-            System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
-        caRequest.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509BasicConstraintsExtension(true, false, 0, true));
-        caRequest.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509KeyUsageExtension(
-            System.Security.Cryptography.X509Certificates.X509KeyUsageFlags.KeyCertSign, true));
-        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
-
-        using var serverKey = System.Security.Cryptography.RSA.Create(2048);
-        var serverRequest = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=127.0.0.1", serverKey,
-            System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
-        var san = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
-        san.AddIpAddress(IPAddress.Loopback);
-        serverRequest.CertificateExtensions.Add(san.Build());
-        using var signed = serverRequest.Create(ca, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddHours(12), [1, 2, 3, 4]);
-        var serverCert = System.Security.Cryptography.X509Certificates.RSACertificateExtensions.CopyWithPrivateKey(signed, serverKey);
-
-        _caFile = Path.Combine(_dir.Path, "ca.pem");
-        File.WriteAllText(_caFile, ca.ExportCertificatePem());
-        _server = await FakeConsulServer.StartAsync(serverCert);
+        _certificates = new TestCertificates(_dir.Path);
+        _caFile = _certificates.CaFile;
+        _server = await FakeConsulServer.StartAsync(_certificates.Server);
     }
 
     public async Task DisposeAsync()
     {
         await _server.DisposeAsync();
+        _certificates.Dispose();
         _dir.Dispose();
     }
 

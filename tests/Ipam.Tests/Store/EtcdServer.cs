@@ -16,13 +16,15 @@ public sealed class EtcdServer : IAsyncDisposable
     private Process? _process;
 
     private readonly string[] _extraArgs;
+    private readonly TestCertificates? _tls;
 
-    private EtcdServer(int clientPort, int peerPort, string[] extraArgs)
+    private EtcdServer(int clientPort, int peerPort, string[] extraArgs, TestCertificates? tls)
     {
         _extraArgs = extraArgs;
+        _tls = tls;
         ClientPort = clientPort;
         PeerPort = peerPort;
-        BaseAddress = new Uri($"http://127.0.0.1:{clientPort}/");
+        BaseAddress = new Uri($"{(tls is null ? "http" : "https")}://127.0.0.1:{clientPort}/");
     }
 
     public static bool Available => Binary is not null;
@@ -32,11 +34,16 @@ public sealed class EtcdServer : IAsyncDisposable
     public int PeerPort { get; }
     public Uri BaseAddress { get; }
 
-    public static async Task<EtcdServer> StartAsync(params string[] extraArgs)
+    public static Task<EtcdServer> StartAsync(params string[] extraArgs) => StartAsync(null, extraArgs);
+
+    /// <param name="tls">Serve clients over HTTPS with these certificates and demand a client certificate.</param>
+    public static async Task<EtcdServer> StartAsync(TestCertificates? tls, params string[] extraArgs)
     {
         if (Binary is null)
             throw new InvalidOperationException(SkipReason);
-        var server = new EtcdServer(FreePort(), FreePort(), extraArgs);
+        if (tls is not null)
+            extraArgs = [.. extraArgs, "--cert-file", tls.ServerCertFile, "--key-file", tls.ServerKeyFile, "--client-cert-auth", "--trusted-ca-file", tls.CaFile];
+        var server = new EtcdServer(FreePort(), FreePort(), extraArgs, tls);
         try
         {
             await server.StartProcessAsync();
@@ -77,7 +84,7 @@ public sealed class EtcdServer : IAsyncDisposable
 
     private async Task StartProcessAsync()
     {
-        var client = $"http://127.0.0.1:{ClientPort}";
+        var client = $"{BaseAddress.Scheme}://127.0.0.1:{ClientPort}";
         var peer = $"http://127.0.0.1:{PeerPort}";
         var start = new ProcessStartInfo(Binary!)
         {
@@ -100,7 +107,13 @@ public sealed class EtcdServer : IAsyncDisposable
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
 
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var handler = new HttpClientHandler();
+        if (_tls is not null)
+        {
+            handler.ClientCertificates.Add(_tls.Client);
+            handler.ServerCertificateCustomValidationCallback = (_, _, _, _) => true; // readiness probe only
+        }
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (true)
         {

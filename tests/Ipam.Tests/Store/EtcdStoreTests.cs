@@ -279,4 +279,32 @@ public sealed class EtcdStoreTests(EtcdFixture fixture) : IClassFixture<EtcdFixt
         Assert.Equal(Enumerable.Range(0, 60).Select(i => $"p/{i:d3}"), entries.Select(e => e.Key));
         Assert.True(revision >= entries.Max(e => e.Version));
     }
+
+    [SkippableFact]
+    public async Task Tls_with_ca_and_client_certificate_from_the_environment()
+    {
+        Skip.If(fixture.Server is null, EtcdServer.SkipReason);
+        using var dir = new TempDirectory("etcd-tls");
+        using var certificates = new TestCertificates(dir.Path);
+        await using var server = await EtcdServer.StartAsync(certificates);
+        var url = $"etcd+https://127.0.0.1:{server.ClientPort}/tls/test";
+
+        var env = new Dictionary<string, string> { ["ETCDCTL_CACERT"] = certificates.CaFile, ["ETCDCTL_CERT"] = certificates.ClientCertFile, ["ETCDCTL_KEY"] = certificates.ClientKeyFile };
+        await using (var store = await ClusterStoreFactory.OpenAsync(url, dir.Path, environment: name => env.GetValueOrDefault(name)))
+        {
+            Assert.Equal(WriteOutcome.Applied, (await store.PutAsync("k", Bytes("v"), Precondition.Absent, false, default)).Outcome);
+            Assert.Equal("v", Text(await store.GetAsync("k", default)));
+        }
+
+        env.Remove("ETCDCTL_CERT");
+        env.Remove("ETCDCTL_KEY");
+        await using (var noClientCert = await ClusterStoreFactory.OpenAsync(url, dir.Path, environment: name => env.GetValueOrDefault(name)))
+            await Assert.ThrowsAsync<StoreUnavailableException>(() => noClientCert.GetAsync("k", default));
+
+        await using (var untrusted = await ClusterStoreFactory.OpenAsync(url, dir.Path, environment: _ => null))
+        {
+            var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => untrusted.GetAsync("k", default));
+            Assert.Contains("SSL", error.Message, StringComparison.OrdinalIgnoreCase);
+        }
+    }
 }
