@@ -35,3 +35,9 @@ public sealed record FdbEntry(int Index, PhysicalAddress MacAddress, IPAddress? 
 
     public bool IsFloodEntry => MacAddress.Equals(FloodMac);
 }
+
+/// <summary>What <see cref="RtNetlink.SyncFdb"/> changed.</summary>
+public readonly record struct FdbSyncResult(int Added, int Removed, int Replaced)
+{
+    public int Changes => Added + Removed + Replaced;
+}

@@ -351,6 +351,74 @@ public sealed partial class RtNetlink : IDisposable
         return entries;
     }
 
+    /// <summary>
+    /// Makes the device's own remote entries (NTF_SELF with a destination: MAC → VTEP, including
+    /// flood entries) exactly <paramref name="desired"/>, from one dump. The all-zeros and multicast
+    /// MACs may list several destinations (appended one by one); a unicast MAC has one, so a changed
+    /// destination is replaced in place. Bridge (master) entries are left alone.
+    /// </summary>
+    public FdbSyncResult SyncFdb(int index, IEnumerable<FdbEntry> desired)
+    {
+        RequireIndex(index, nameof(index));
+        ArgumentNullException.ThrowIfNull(desired);
+        var wanted = new Dictionary<(PhysicalAddress, System.Net.IPAddress), FdbEntry>();
+        var unicastDestination = new Dictionary<PhysicalAddress, System.Net.IPAddress>();
+        foreach (var entry in desired)
+        {
+            if (entry.Destination is null || !entry.Self || entry.Master)
+                throw new ArgumentException($"FDB sync handles the device's own remote entries: {entry.MacAddress} needs a destination and Self only", nameof(desired));
+            var normalised = entry with { Index = index };
+            FdbMessages.Validate(normalised);
+            if (!IsFloodOrMulticast(normalised.MacAddress)
+                && unicastDestination.TryGetValue(normalised.MacAddress, out var other) && !other.Equals(normalised.Destination))
+                throw new ArgumentException($"FDB sync: unicast MAC {normalised.MacAddress} cannot go to both {other} and {normalised.Destination}", nameof(desired));
+            if (!IsFloodOrMulticast(normalised.MacAddress)) unicastDestination[normalised.MacAddress] = normalised.Destination!;
+            wanted[(normalised.MacAddress, normalised.Destination!)] = normalised;
+        }
+
+        var present = new HashSet<(PhysicalAddress, System.Net.IPAddress)>();
+        var unicastPresent = new HashSet<PhysicalAddress>();
+        int added = 0, removed = 0, replaced = 0;
+        foreach (var entry in ListFdb(index))
+        {
+            if (!entry.Self || entry.Destination is null) continue;
+            var key = (entry.MacAddress, entry.Destination);
+            if (wanted.ContainsKey(key))
+            {
+                present.Add(key);
+                continue;
+            }
+            if (!IsFloodOrMulticast(entry.MacAddress) && unicastDestination.ContainsKey(entry.MacAddress))
+            {
+                unicastPresent.Add(entry.MacAddress); // moved to another VTEP: replaced below
+                continue;
+            }
+            DeleteFdb(entry with { Master = false, Vni = null, Port = null, Vlan = null });
+            removed++;
+        }
+        foreach (var (key, entry) in wanted)
+        {
+            if (present.Contains(key)) continue;
+            if (unicastPresent.Contains(entry.MacAddress))
+            {
+                ReplaceFdb(entry);
+                replaced++;
+            }
+            else
+            {
+                AppendFdb(entry);
+                added++;
+            }
+        }
+        return new FdbSyncResult(added, removed, replaced);
+    }
+
+    private static bool IsFloodOrMulticast(PhysicalAddress mac)
+    {
+        var bytes = mac.GetAddressBytes();
+        return (bytes[0] & 1) != 0 || bytes.All(b => b == 0);
+    }
+
     // ---- bridge port flags ----
 
     /// <summary>

@@ -168,6 +168,41 @@ public class StateKernelTests
     }
 
     [SkippableFact]
+    public void Fdb_sync_adds_the_missing_and_removes_the_stale_only()
+    {
+        Skip.IfNot(NetNs.IsSupported, NetNs.SkipReason);
+        using var ns = NetNs.Create();
+        using var nl = RtNetlink.OpenNamespace(ns.Path);
+        nl.AddLink(new BridgeSpec("br0"));
+        nl.AddLink(new VxlanSpec("vx0", 42) { Learning = false, MasterIndex = nl.GetLink("br0")!.Index });
+        int vx = nl.GetLink("vx0")!.Index;
+        static PhysicalAddress Mac(int i) => new([0x02, 0, 0, 0, (byte)(i >> 8), (byte)i]);
+        FdbEntry Remote(int i, string vtep) => new(vx, Mac(i), IPAddress.Parse(vtep));
+        nl.AppendFdb(new FdbEntry(vx, Mac(999), null) { Self = false, Master = true, Permanent = false }); // not ours to sync
+
+        var first = Enumerable.Range(0, 100).Select(i => Remote(i, "198.18.0.2"))
+            .Append(new FdbEntry(vx, FdbEntry.FloodMac, IPAddress.Parse("198.18.0.2")))
+            .Append(new FdbEntry(vx, FdbEntry.FloodMac, IPAddress.Parse("198.18.0.4"))).ToList();
+        Assert.Equal(new FdbSyncResult(102, 0, 0), nl.SyncFdb(vx, first));
+        Assert.Equal(new FdbSyncResult(0, 0, 0), nl.SyncFdb(vx, first));
+
+        // 0-49 go, 100-149 come, 50-59 move to another VTEP, one flood destination changes.
+        var second = Enumerable.Range(50, 100).Select(i => Remote(i, i < 60 ? "198.18.0.5" : "198.18.0.2"))
+            .Append(new FdbEntry(vx, FdbEntry.FloodMac, IPAddress.Parse("198.18.0.2")))
+            .Append(new FdbEntry(vx, FdbEntry.FloodMac, IPAddress.Parse("198.18.0.3"))).ToList();
+        Assert.Equal(new FdbSyncResult(51, 51, 10), nl.SyncFdb(vx, second));
+        Assert.Equal(0, nl.SyncFdb(vx, second).Changes);
+
+        var json = KernelJson.Array(ns.BridgeJson("fdb", "show", "dev", "vx0"));
+        var remote = json.Where(e => e.String("dst") is not null).Select(e => (e.String("mac"), e.String("dst"))).ToHashSet();
+        var expected = second.Select(e => ((string?)string.Join(':', e.MacAddress.GetAddressBytes().Select(b => b.ToString("x2"))), (string?)e.Destination!.ToString())).ToHashSet();
+        Assert.Equal(expected, remote);
+        Assert.Contains(json, e => e.String("mac") == "02:00:00:00:03:e7" && e.String("master") == "br0");
+        Assert.Throws<ArgumentException>(() => nl.SyncFdb(vx, [new FdbEntry(vx, Mac(1), null)]));
+        Assert.Contains("cannot go to both", Assert.Throws<ArgumentException>(() => nl.SyncFdb(vx, [Remote(1, "198.18.0.2"), Remote(1, "198.18.0.3")])).Message);
+    }
+
+    [SkippableFact]
     public void Bridge_port_flags_set_and_read_back()
     {
         Skip.IfNot(NetNs.IsSupported, NetNs.SkipReason);
