@@ -120,6 +120,8 @@ public sealed class ReplayModel
         {
             checks.Violations.Add($"failed: \"{outcome.ErrorText}\"");
         }
+        if (!outcome.Succeeded && outcome.ErrorText.StartsWith(step.Call.Method + ":", StringComparison.Ordinal))
+            checks.Notes.Add($"the error text starts with \"{step.Call.Method}:\", which the engine already prefixes: users read it twice");
         step.Check?.Invoke(outcome, checks);
         var verdict = checks.Violations.Count == 0 ? StepVerdict.Passed : StepVerdict.Failed;
         return new StepResult(step.Call, verdict, checks.Detail, checks.Violations, checks.Notes);

@@ -1,3 +1,6 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
 using Skein.Functional.Tests.Infrastructure;
 
 namespace Skein.Functional.Tests.EndToEnd;
@@ -12,18 +15,39 @@ public class ConnectivityTests(TestHost host) : IClassFixture<TestHost>
         await using var scope = host.Scope();
         var net = await scope.NetworkAsync("pub", "--subnet", "10.80.0.0/24");
         var server = await scope.RunAsync("srv", net, ["-p", "18081:80", "-p", "18082:53/udp"],
-            "sh", "-c", "nc -u -l -p 53 > /tmp/udp.txt & while true; do echo tcp-ok | nc -l -p 80; done");
+            "sh", "-c", "while true; do echo tcp-ok | nc -l -p 80; done");
 
         var tcp = await Shell.EventuallyAsync(async () =>
             (await host.OutsideAsync("busybox", "nc", "-w", "2", TestHost.HostIp, "18081")).Stdout.Contains("tcp-ok"), TimeSpan.FromSeconds(10));
         Assert.True(tcp, "tcp port 18081 not reachable from the outside namespace");
 
+        // UDP: a listener inside the container's namespace, a sender in the outside one; the answer
+        // proves the reverse translation too
+        var pid = await host.DockerOkAsync("inspect", "-f", "{{.State.Pid}}", server);
+        using var listener = NetnsSocket.Create($"/proc/{pid}/ns/net", SocketType.Dgram, ProtocolType.Udp);
+        listener.Bind(new IPEndPoint(IPAddress.Any, 53));
+        using var sender = NetnsSocket.Create($"/run/netns/{host.OutsideNetns}", SocketType.Dgram, ProtocolType.Udp);
+        sender.Bind(new IPEndPoint(IPAddress.Any, 0));
         var udp = await Shell.EventuallyAsync(async () =>
         {
-            await host.OutsideAsync("sh", "-c", $"echo udp-ok | busybox nc -u -w 1 {TestHost.HostIp} 18082");
-            return (await scope.ExecAsync(server, "cat", "/tmp/udp.txt")).Stdout.Contains("udp-ok");
+            await sender.SendToAsync("udp-ok"u8.ToArray(), new IPEndPoint(IPAddress.Parse(TestHost.HostIp), 18082));
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try
+            {
+                var buffer = new byte[64];
+                var got = await listener.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), wait.Token);
+                if (Encoding.ASCII.GetString(buffer, 0, got.ReceivedBytes) != "udp-ok")
+                    return false;
+                await listener.SendToAsync("udp-back"u8.ToArray(), got.RemoteEndPoint);
+                var back = await sender.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), wait.Token);
+                return Encoding.ASCII.GetString(buffer, 0, back.ReceivedBytes) == "udp-back";
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
         }, TimeSpan.FromSeconds(10));
-        Assert.True(udp, "udp port 18082 not reachable from the outside namespace");
+        Assert.True(udp, "udp port 18082 not reachable from the outside namespace (or no answer came back)");
 
         await host.DockerOkAsync("rm", "-f", server);
         var after = await host.OutsideAsync("busybox", "nc", "-w", "2", TestHost.HostIp, "18081");

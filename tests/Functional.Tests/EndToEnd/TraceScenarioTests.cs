@@ -135,13 +135,17 @@ public class TraceScenarioTests(TestHost host) : IClassFixture<TestHost>
         Assert.False(taken.Ok);
         Assert.Contains("IpamDriver.RequestAddress: ", taken.Stderr);
         Assert.Contains("10.70.0.9", taken.Stderr[taken.Stderr.IndexOf("IpamDriver.RequestAddress", StringComparison.Ordinal)..]);
+        // the engine already prefixes the call name; a plugin that repeats it makes the user read it twice
+        Assert.DoesNotContain("IpamDriver.RequestAddress: IpamDriver.RequestAddress", taken.Stderr);
 
         var outside = await scope.TryRunAsync("third", net, ["--ip", "10.71.0.5"]);
         Assert.False(outside.Ok, "dockerd accepted an --ip outside the subnet");
 
         var overlap = await scope.TryNetworkAsync("e2", "--subnet", "10.70.0.0/24");
         Assert.False(overlap.Ok, "a second network with the same subnet was created");
-        Assert.Contains("IpamDriver.RequestPool", overlap.Stderr);
+        Assert.Contains("IpamDriver.RequestPool: ", overlap.Stderr);
+        Assert.Contains("10.70.0.0/24", overlap.Stderr);
+        Assert.DoesNotContain("IpamDriver.RequestPool: IpamDriver.RequestPool", overlap.Stderr);
 
         var later = await scope.RunAsync("later", net);
         var laterIp = await scope.IPv4Async(later, net);

@@ -20,6 +20,7 @@ public enum FakeBug
     ErrorAsHttp200,
     NoSrcName,
     EchoesInterfaceAddress,
+    PrefixesCallName,
 }
 
 /// <summary>
@@ -60,6 +61,10 @@ public sealed class FakePlugin(FakeBug bug = FakeBug.None)
                 "/NetworkDriver.Join" => Join(request),
                 _ => Ok([]),
             };
+        }
+        catch (InvalidOperationException e) when (bug == FakeBug.PrefixesCallName)
+        {
+            return new PluginReply(500, "application/json", Encoding.UTF8.GetBytes(new JsonObject { ["Err"] = path.TrimStart('/') + ": " + e.Message }.ToJsonString()));
         }
         catch (InvalidOperationException e)
         {

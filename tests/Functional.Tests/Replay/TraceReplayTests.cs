@@ -124,6 +124,17 @@ public class TraceReplayTests
     }
 
     [Fact]
+    public async Task An_error_text_that_repeats_the_call_name_is_noted_but_not_a_violation()
+    {
+        var (results, summary, report) = await Traces.ReplayAsync("errors.jsonl", new FakePlugin(FakeBug.PrefixesCallName));
+
+        Assert.True(summary.Failed == 0, report);
+        var line10 = results.Single(r => r.Call.Origin is null && r.Call.Line == 10);
+        Assert.Contains(line10.Notes, n => n.Contains("users read it twice", StringComparison.Ordinal));
+        Assert.Contains("note: the error text starts with \"IpamDriver.RequestAddress:\"", report);
+    }
+
+    [Fact]
     public void The_recording_is_untangled_where_the_stub_reused_a_pool_id()
     {
         var world = new RecordedWorld(Traces.Read("errors.jsonl"));
