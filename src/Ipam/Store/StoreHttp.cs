@@ -137,6 +137,24 @@ internal static class StoreHttp
         status is HttpStatusCode.TooManyRequests or HttpStatusCode.InternalServerError or HttpStatusCode.BadGateway
             or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout;
 
+    /// <summary>A server certificate we refuse to trust: configuration, not an outage, so never retried.</summary>
+    public static bool IsTlsTrustFailure(Exception e)
+    {
+        for (var inner = e.InnerException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is System.Security.Authentication.AuthenticationException)
+                return true;
+        }
+        return false;
+    }
+
+    public static string InnermostMessage(Exception e)
+    {
+        while (e.InnerException is not null)
+            e = e.InnerException;
+        return e.Message;
+    }
+
     /// <summary>A body excerpt fit for an error message: one line, bounded.</summary>
     public static string Excerpt(string body)
     {

@@ -423,6 +423,25 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task A_persistent_put_over_an_own_ephemeral_key_makes_it_persistent()
+    {
+        var liveness = await Store.StartLivenessAsync(TestLiveness, Timeout());
+        await Store.PutAsync("flip/k", Bytes("ephemeral"), Precondition.Absent, ephemeral: true, Timeout());
+        var persistent = await Store.PutAsync("flip/k", Bytes("persistent"), Precondition.None, ephemeral: false, Timeout());
+        var entry = await Store.GetAsync("flip/k", Timeout());
+        Assert.False(entry!.Ephemeral);
+        Assert.Equal(persistent.NewVersion, entry.Version);
+
+        var txn = await Store.CommitAsync([new TxnOp.Put("flip/t", Bytes("e"), Precondition.Absent, Ephemeral: true)], Timeout());
+        var flipped = await Store.CommitAsync([new TxnOp.Put("flip/t", Bytes("p"), Precondition.VersionIs(txn.NewVersions[0]))], Timeout());
+        Assert.Equal((await Store.GetAsync("flip/t", Timeout()))!.Version, flipped.NewVersions[0]);
+
+        await liveness.DisposeAsync();
+        Assert.Equal("persistent", Text(await Store.GetAsync("flip/k", Timeout())));
+        Assert.Equal("p", Text(await Store.GetAsync("flip/t", Timeout())));
+    }
+
+    [SkippableFact]
     public async Task Liveness_lost_server_side_is_recreated_and_owner_republishes()
     {
         var kill = KillLivenessServerSide;

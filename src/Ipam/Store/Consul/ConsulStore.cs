@@ -236,18 +236,56 @@ public sealed partial class ConsulStore : IClusterStore
             return new TxnOutcome(false, index, versions);
         }
         // Every write of one txn lands at the same Raft index; take the highest index returned per key.
-        var byKey = new Dictionary<string, ulong>(StringComparer.Ordinal);
-        foreach (var result in response.Results ?? [])
-        {
-            if (result.KV is { } kv)
-                byKey[kv.Key] = Math.Max(byKey.GetValueOrDefault(kv.Key), kv.ModifyIndex);
-        }
+        var byKey = IndexesByKey(response);
         for (var i = 0; i < ops.Count; i++)
         {
             if (ops[i] is TxnOp.Put put)
-                versions[i] = (long)byKey.GetValueOrDefault(FullKey(put.Key));
+                versions[i] = (long)byKey.GetValueOrDefault(FullKey(put.Key)).Index;
         }
+        await ReleaseOwnLocksOnPersistentPutsAsync(ops, byKey, versions, ct).ConfigureAwait(false);
         return new TxnOutcome(true, -1, versions);
+    }
+
+    private static Dictionary<string, (ulong Index, string? Session)> IndexesByKey(ConsulTxnResponse response)
+    {
+        var byKey = new Dictionary<string, (ulong Index, string? Session)>(StringComparer.Ordinal);
+        foreach (var result in response.Results ?? [])
+        {
+            if (result.KV is { } kv && kv.ModifyIndex >= byKey.GetValueOrDefault(kv.Key).Index)
+                byKey[kv.Key] = (kv.ModifyIndex, kv.Session);
+        }
+        return byKey;
+    }
+
+    /// <summary>
+    /// A plain write keeps Consul's lock holder (§1.4), so a persistent put over one of our own ephemeral
+    /// keys would leave it bound to our session, unlike etcd (a put without lease detaches, §2.3) and
+    /// the embedded store. Unlock such keys right away, guarded by the index just written; if someone
+    /// changed the key in between, their write stands.
+    /// </summary>
+    private async Task ReleaseOwnLocksOnPersistentPutsAsync(IReadOnlyList<TxnOp> ops, Dictionary<string, (ulong Index, string? Session)> byKey, long[] versions, CancellationToken ct)
+    {
+        if (_liveness?.Id is not { } session)
+            return;
+        var unlocks = new List<ConsulTxnOp>();
+        var positions = new List<int>();
+        for (var i = 0; i < ops.Count; i++)
+        {
+            if (ops[i] is TxnOp.Put { Ephemeral: false } put && byKey.GetValueOrDefault(FullKey(put.Key)) is { Session: { } holder } written && holder == session)
+            {
+                unlocks.Add(Kv("check-index", FullKey(put.Key), index: written.Index));
+                unlocks.Add(Kv("unlock", FullKey(put.Key), Convert.ToBase64String(put.Value.Span), session: session));
+                positions.Add(i);
+            }
+        }
+        if (unlocks.Count == 0)
+            return;
+        var response = await SendTxnAsync(unlocks, $"release of {positions.Count} ephemeral keys made persistent", ct).ConfigureAwait(false);
+        if (response.Errors is { Count: > 0 })
+            return;
+        var released = IndexesByKey(response);
+        foreach (var i in positions)
+            versions[i] = (long)released.GetValueOrDefault(FullKey(((TxnOp.Put)ops[i]).Key)).Index;
     }
 
     private static ConsulTxnOp? CheckVerb(string fullKey, Precondition pre) => pre switch
@@ -414,6 +452,10 @@ public sealed partial class ConsulStore : IClusterStore
             {
                 failure = new StoreUnavailableException($"{Describe}: {what}: no answer within {attemptTimeout.TotalSeconds:0.#}s", e);
                 retryable = idempotent;
+            }
+            catch (HttpRequestException e) when (StoreHttp.IsTlsTrustFailure(e))
+            {
+                throw new StoreAuthException($"{Describe}: {what}: the store's TLS certificate was not accepted ({StoreHttp.InnermostMessage(e)}); check the CA file and server name");
             }
             catch (HttpRequestException e)
             {

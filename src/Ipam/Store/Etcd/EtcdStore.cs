@@ -438,6 +438,10 @@ public sealed partial class EtcdStore : IClusterStore
                 failure = new StoreUnavailableException($"{Describe}: {what}: no answer within {attemptTimeout.TotalSeconds:0.#}s", e);
                 retryable = idempotent;
             }
+            catch (HttpRequestException e) when (StoreHttp.IsTlsTrustFailure(e))
+            {
+                throw new StoreAuthException($"{Describe}: {what}: the store's TLS certificate was not accepted ({StoreHttp.InnermostMessage(e)}); check the CA file and server name");
+            }
             catch (HttpRequestException e)
             {
                 failure = new StoreUnavailableException($"{Describe}: {what}: {e.Message}", e);
