@@ -54,6 +54,19 @@ public class IpamAllocationBenchmarks
         Directory.Delete(_directory, recursive: true);
     }
 
+    /// <summary>The floor: the same two durable conditional writes of a small value, straight to the store.</summary>
+    [Benchmark(Baseline = true, Description = "two store CAS writes")]
+    public async Task TwoStoreWrites()
+    {
+        const string key = "bench/baseline";
+        var current = await _store.GetAsync(key, CancellationToken.None);
+        var first = await _store.PutAsync(key, BaselineValue, current is null ? Skein.Ipam.Store.Precondition.Absent : Skein.Ipam.Store.Precondition.VersionIs(current.Version), false, CancellationToken.None);
+        await _store.PutAsync(key, BaselineValue, Skein.Ipam.Store.Precondition.VersionIs(first.NewVersion), false, CancellationToken.None);
+    }
+
+    private static readonly ReadOnlyMemory<byte> BaselineValue = System.Text.Encoding.UTF8.GetBytes(
+        "{\"v\":1,\"w\":\"bench/x/1\",\"owner\":\"bench\",\"slots\":{\"0\":{\"kind\":\"reserved\",\"node\":\"*\",\"ts\":0},\"1\":{\"kind\":\"container\",\"node\":\"bench\",\"state\":\"pending\",\"mac\":\"02:42:00:00:00:01\",\"ts\":0}},\"freed\":{}}");
+
     [Benchmark(Description = "RequestAddress + ReleaseAddress")]
     public async Task RequestThenRelease()
     {
