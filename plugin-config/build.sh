@@ -21,10 +21,16 @@ docker=${DOCKER:-/usr/bin/docker}
 die() { echo "build.sh: $*" >&2; exit 1; }
 
 [[ $# -le 1 ]] || die "usage: build.sh [NAME]   (got $# arguments)"
-[[ $name =~ ^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$ ]] \
-  || die "'$name' is not a plugin reference (lowercase repository[:tag], e.g. skein:latest)"
-[[ $name == *:* ]] || name=$name:latest
+[[ $name =~ ^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$ ]] \
+  || die "'$name' is not a plugin reference ([registry[:port]/]lowercase-name[:tag], e.g. skein:latest)"
+# The engine registers the drivers under name:tag, so make the tag explicit.
+[[ ${name##*/} == *:* ]] || name=$name:latest
 [[ -x $docker ]] || die "docker client $docker not found (set DOCKER=...)"
+"$docker" version --format '{{.Server.Version}}' >/dev/null 2>&1 \
+  || die "no Docker engine answers at ${DOCKER_HOST:-the default socket}"
+if "$docker" plugin inspect "$name" >/dev/null 2>&1; then
+  die "plugin $name already exists in this engine; remove it first: docker plugin rm -f $name"
+fi
 
 work=$(mktemp -d /tmp/skein-plugin-build.XXXXXX)
 cleanup() { rm -rf --one-file-system "$work"; }
@@ -53,9 +59,6 @@ mkdir -p "$plugin_dir"
 "$here/assemble-rootfs.sh" "$binary" "$plugin_dir/rootfs"
 cp "$here/config.json" "$plugin_dir/config.json"
 
-if "$docker" plugin inspect "$name" >/dev/null 2>&1; then
-  die "plugin $name already exists in this engine; remove it first: docker plugin rm -f $name"
-fi
 "$docker" plugin create "$name" "$plugin_dir" >/dev/null || die "docker plugin create $name failed"
 size=$(du -sk "$plugin_dir/rootfs" | cut -f1)
 echo "build.sh: created plugin $name (rootfs ${size} KiB); next: docker plugin enable $name" >&2

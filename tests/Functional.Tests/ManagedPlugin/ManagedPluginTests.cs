@@ -179,6 +179,33 @@ public class ManagedPluginTests(ManagedPluginHost host, ITestOutputHelper output
     }
 
     [SkippableFact]
+    public async Task Build_script_refuses_bad_input_with_a_clear_message_and_changes_nothing()
+    {
+        host.RequireReady();
+        var before = await host.DockerOkAsync("plugin", "ls", "-q", "--no-trunc");
+        var script = Path.Combine(host.RepoRoot, "plugin-config", "build.sh");
+        async Task<CommandResult> Build(string? binary, params string[] args) =>
+            await host.WithDockerHostAsync("/bin/bash", [script, .. args], TimeSpan.FromMinutes(2), ("SKEIN_BINARY", binary ?? host.Binary));
+
+        var badName = await Build(null, "Skein Plugin");
+        Assert.False(badName.Ok);
+        Assert.Contains("'Skein Plugin' is not a plugin reference", badName.Stderr);
+        var exists = await Build(null, ManagedPluginHost.Plugin);
+        Assert.False(exists.Ok);
+        Assert.Contains($"plugin {ManagedPluginHost.Plugin} already exists", exists.Stderr);
+        var noBinary = await Build(Path.Combine(host.Dir, "no-such-skein"), "skein-other:latest");
+        Assert.False(noBinary.Ok);
+        Assert.Contains("no-such-skein", noBinary.Stderr);
+        var twoNames = await Build(null, "a:latest", "b:latest");
+        Assert.False(twoNames.Ok);
+        Assert.Contains("usage: build.sh [NAME]", twoNames.Stderr);
+
+        Assert.Equal(before, await host.DockerOkAsync("plugin", "ls", "-q", "--no-trunc"));
+        var leftovers = Directory.EnumerateDirectories("/tmp", "skein-plugin-build.*").Where(d => Directory.GetCreationTimeUtc(d) > DateTime.UtcNow.AddMinutes(-2)).ToList();
+        Assert.True(leftovers.Count == 0, "build.sh left temp directories: " + string.Join(", ", leftovers));
+    }
+
+    [SkippableFact]
     public async Task Figures_rootfs_size_enable_to_socket_ready_and_idle_rss()
     {
         host.RequireReady();
