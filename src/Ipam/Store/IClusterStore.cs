@@ -59,17 +59,26 @@ public interface ILiveness : IAsyncDisposable
     string Id { get; }
     /// <summary>+1 each time the store-side object had to be recreated.</summary>
     long Generation { get; }
-    /// <summary>Raised after recreation: the owner must re-publish every ephemeral key.</summary>
+    /// <summary>
+    /// Raised after recreation: the owner must re-publish every ephemeral key. Handlers must be idempotent:
+    /// a handler that throws is called again after the next successful renewal.
+    /// </summary>
     event Func<ILiveness, CancellationToken, Task>? Recreated;
 }
 
 /// <summary>
-/// The one contract every backend (embedded, Consul, etcd) implements; the conformance suite checks them all alike.
-/// Keys are '/'-separated segments of [a-z0-9._-]; no leading slash.
+/// The one contract every backend (embedded, Consul, etcd) implements; the conformance suite
+/// (tests/Ipam.Tests/Store/StoreConformanceTests.cs) checks them all alike.
+/// Keys are '/'-separated segments of [a-z0-9._-]; no leading slash, no empty segment, no "..".
+/// Bad keys, oversized values and transactions beyond Limits throw StoreRejectedException before anything is sent.
+/// Errors: StoreUnavailableException (retryable outage; idempotent calls were already retried within a bounded
+/// budget), StoreAuthException (token/ACL/TLS configuration), StoreRejectedException (a bug), LivenessLostException
+/// (ephemeral write without a live session/lease). A failed precondition is a result, never an exception.
 /// </summary>
 public interface IClusterStore : IAsyncDisposable
 {
     StoreLimits Limits { get; }
+    /// <summary>The entry, or null when the key does not exist.</summary>
     Task<KvEntry?> GetAsync(string key, CancellationToken ct);
     /// <summary>
     /// Every key under the prefix (a plain string prefix: "a/" does not match "ab"), sorted ordinally, and the
@@ -77,10 +86,25 @@ public interface IClusterStore : IAsyncDisposable
     /// Version/CreateVersion may be 0 (Consul's ?keys listing has no indexes).
     /// </summary>
     Task<(IReadOnlyList<KvEntry> Entries, long Revision)> ListAsync(string prefix, bool keysOnly, CancellationToken ct);
+    /// <summary>
+    /// Applied with the new version, or Conflict with the current entry (null when the key is absent).
+    /// Ephemeral binds the key to this process's liveness (see StartLivenessAsync); a non-ephemeral put over this
+    /// process's ephemeral key makes it persistent. Another live process's ephemeral key cannot be taken over on
+    /// Consul (its lock holds: Conflict), while etcd rebinds it: do not rely on either.
+    /// </summary>
     Task<WriteResult> PutAsync(string key, ReadOnlyMemory<byte> value, Precondition pre, bool ephemeral, CancellationToken ct);
+    /// <summary>Applied; AlreadyAbsent when the key was not there (whatever the precondition); Conflict with the current entry.</summary>
     Task<WriteResult> DeleteAsync(string key, Precondition pre, CancellationToken ct);
+    /// <summary>
+    /// All-or-nothing. Every precondition (of checks, puts and deletes) must hold; a VersionIs precondition on an absent
+    /// key fails. A key may be written at most once per transaction (a Check plus one write is fine).
+    /// </summary>
     Task<TxnResult> CommitAsync(IReadOnlyList<TxnOp> ops, CancellationToken ct);
-    /// <summary>Yields a Snapshot first, then changes; a Snapshot again after a resync.</summary>
+    /// <summary>
+    /// Yields a Snapshot first, then changes in revision order; a Snapshot again after a resync (consumers replace
+    /// their view). Consul coalesces changes that happen within its minimum call interval. Ends quietly when the
+    /// store is disposed; throws OperationCanceledException when <paramref name="ct"/> is cancelled.
+    /// </summary>
     IAsyncEnumerable<WatchUpdate> WatchPrefixAsync(string prefix, CancellationToken ct);
     /// <summary>One per process; binds ephemeral writes.</summary>
     Task<ILiveness> StartLivenessAsync(LivenessOptions options, CancellationToken ct);

@@ -146,6 +146,29 @@ public sealed class ConsulStoreTests(FakeConsulFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_failed_republication_is_retried_after_the_next_renewal()
+    {
+        var liveness = await _store.StartLivenessAsync(new LivenessOptions(TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(100)), default);
+        var calls = 0;
+        var republished = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        liveness.Recreated += async (_, ct) =>
+        {
+            if (Interlocked.Increment(ref calls) == 1)
+                throw new StoreUnavailableException("store blinked during re-publication");
+            await _store.PutAsync("nodes/n1", Bytes("again"), Precondition.None, ephemeral: true, ct);
+            republished.TrySetResult(calls);
+        };
+        await _store.PutAsync("nodes/n1", Bytes("first"), Precondition.Absent, ephemeral: true, default);
+
+        Server.DestroySession(liveness.Id);
+
+        Assert.Equal(2, await republished.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, liveness.Generation);
+        Assert.Equal("again", Encoding.UTF8.GetString((await _store.GetAsync("nodes/n1", default))!.Value.Span));
+        await liveness.DisposeAsync();
+    }
+
+    [Fact]
     public async Task Reads_retry_through_a_leader_election_and_then_succeed()
     {
         await _store.PutAsync("r/k", Bytes("v"), Precondition.None, false, default);
@@ -222,6 +245,16 @@ public sealed class ConsulStoreTests(FakeConsulFixture fixture) : IClassFixture<
         {
             Server.MaxTxnOps = previous;
         }
+    }
+
+    [Fact]
+    public async Task A_404_without_consul_index_is_not_mistaken_for_a_missing_key()
+    {
+        var notConsul = new InterposingHandler { Override = _ => HttpStatusCode.NotFound };
+        await using var store = new ConsulStore(new ConsulStoreOptions { BaseAddress = Server.BaseAddress, RootPrefix = _root, Handler = notConsul, WatchHandler = notConsul });
+        var error = await Assert.ThrowsAsync<StoreRejectedException>(() => store.GetAsync("k", default));
+        Assert.Contains("Consul agent", error.Message);
+        await Assert.ThrowsAsync<StoreRejectedException>(() => store.ListAsync("", false, default));
     }
 
     [Fact]

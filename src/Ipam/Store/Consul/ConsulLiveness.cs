@@ -16,6 +16,7 @@ internal sealed class ConsulLiveness : ILiveness
     private long _generation;
     private Task _loop = Task.CompletedTask;
     private int _disposed;
+    private List<Func<ILiveness, CancellationToken, Task>> _republishPending = [];
 
     private ConsulLiveness(ConsulStore store, LivenessOptions options, string id)
     {
@@ -72,8 +73,11 @@ internal sealed class ConsulLiveness : ILiveness
 
                 if (!await _store.RenewSessionAsync(Id, token).ConfigureAwait(false))
                     await RecreateAsync(token).ConfigureAwait(false);
+                else if (_republishPending.Count > 0)
+                    await RunHandlersAsync(_republishPending, token).ConfigureAwait(false);
                 failures = 0;
-                LastError = null;
+                if (_republishPending.Count == 0)
+                    LastError = null;
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
@@ -92,9 +96,18 @@ internal sealed class ConsulLiveness : ILiveness
         var id = await _store.CreateSessionAsync(_options, ct).ConfigureAwait(false);
         Volatile.Write(ref _id, id);
         Interlocked.Increment(ref _generation);
-        if (Recreated is not { } handlers)
-            return;
-        foreach (var handler in handlers.GetInvocationList().Cast<Func<ILiveness, CancellationToken, Task>>())
+        var handlers = Recreated?.GetInvocationList().Cast<Func<ILiveness, CancellationToken, Task>>().ToList() ?? [];
+        await RunHandlersAsync(handlers, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs re-publication handlers; those that fail (the store blinked again) are kept and run again after
+    /// the next successful renewal, so one failure cannot leave keys unpublished for good.
+    /// </summary>
+    private async Task RunHandlersAsync(List<Func<ILiveness, CancellationToken, Task>> handlers, CancellationToken ct)
+    {
+        var failed = new List<Func<ILiveness, CancellationToken, Task>>();
+        foreach (var handler in handlers)
         {
             try
             {
@@ -102,10 +115,11 @@ internal sealed class ConsulLiveness : ILiveness
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
-                // One owner failing to re-publish must not stop the others; it shows in LastError.
-                LastError = $"re-publication after session recreation failed: {e.Message}";
+                failed.Add(handler);
+                LastError = $"re-publication after session recreation failed (retried after the next renewal): {e.Message}";
             }
         }
+        _republishPending = failed;
     }
 
     /// <summary>Stops renewing and destroys the session, which deletes its ephemeral keys (Behavior=delete).</summary>

@@ -86,7 +86,7 @@ public sealed partial class ConsulStore : IClusterStore
         StoreRequestValidator.ValidateKey(key, Limits);
         var full = FullKey(key);
         var response = await SendAsync($"GET {full}", () => new HttpRequestMessage(HttpMethod.Get, KvPath(full)), idempotent: true, ct).ConfigureAwait(false);
-        if (response.Status == HttpStatusCode.NotFound)
+        if (IsMissingKey(response, $"GET {full}"))
             return null; // §1.3: a missing key is 404 with an empty body
         EnsureStatus(response, $"GET {full}", HttpStatusCode.OK);
         var pairs = Deserialize(response, ConsulJsonContext.Default.ListConsulKvPair, $"GET {full}");
@@ -100,7 +100,7 @@ public sealed partial class ConsulStore : IClusterStore
         var full = FullKey(prefix);
         var query = keysOnly ? "?keys" : "?recurse";
         var response = await SendAsync($"GET {full}{query}", () => new HttpRequestMessage(HttpMethod.Get, KvPath(full) + query), idempotent: true, ct).ConfigureAwait(false);
-        if (response.Status == HttpStatusCode.NotFound)
+        if (IsMissingKey(response, $"GET {full}{query}"))
             return ([], (long)response.Index);
         EnsureStatus(response, $"GET {full}{query}", HttpStatusCode.OK);
         EnsureUnfiltered(response, full);
@@ -466,6 +466,19 @@ public sealed partial class ConsulStore : IClusterStore
                 throw failure;
             await Task.Delay(delay, _options.Time, ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// 404 on a KV read means "no such key" only when it carries X-Consul-Index (never 0, §1.2, §1.3);
+    /// without it the URL did not reach a Consul KV endpoint (wrong port, proxy, another service).
+    /// </summary>
+    private bool IsMissingKey(ConsulResponse response, string what)
+    {
+        if (response.Status != HttpStatusCode.NotFound)
+            return false;
+        if (response.Index == 0)
+            throw new StoreRejectedException($"{Describe}: {what}: 404 without X-Consul-Index ({StoreHttp.Excerpt(response.Text)}); is this address a Consul agent's HTTP API?");
+        return true;
     }
 
     /// <summary>

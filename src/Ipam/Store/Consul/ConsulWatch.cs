@@ -87,7 +87,7 @@ public sealed partial class ConsulStore
             var response = await SendAsync($"watch {full}", () => new HttpRequestMessage(HttpMethod.Get, KvPath(full) + query),
                 idempotent: false, token, _watchClient, deadline).ConfigureAwait(false);
             var entries = new Dictionary<string, KvEntry>(StringComparer.Ordinal);
-            if (response.Status == HttpStatusCode.NotFound)
+            if (IsMissingKey(response, $"watch {full}"))
                 return (entries, response.Index);
             EnsureStatus(response, $"watch {full}", HttpStatusCode.OK);
             EnsureUnfiltered(response, full);

@@ -15,6 +15,7 @@ internal sealed class EtcdLiveness : ILiveness
     private long _generation;
     private Task _loop = Task.CompletedTask;
     private int _disposed;
+    private List<Func<ILiveness, CancellationToken, Task>> _republishPending = [];
 
     private EtcdLiveness(EtcdStore store, LivenessOptions options, long leaseId)
     {
@@ -69,8 +70,11 @@ internal sealed class EtcdLiveness : ILiveness
 
                 if (await _store.KeepAliveAsync(LeaseId, token).ConfigureAwait(false) <= 0)
                     await RecreateAsync(token).ConfigureAwait(false);
+                else if (_republishPending.Count > 0)
+                    await RunHandlersAsync(_republishPending, token).ConfigureAwait(false);
                 failures = 0;
-                LastError = null;
+                if (_republishPending.Count == 0)
+                    LastError = null;
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
@@ -89,9 +93,18 @@ internal sealed class EtcdLiveness : ILiveness
         var (id, _) = await _store.GrantLeaseAsync(_options.Ttl, ct).ConfigureAwait(false);
         Interlocked.Exchange(ref _leaseId, id);
         Interlocked.Increment(ref _generation);
-        if (Recreated is not { } handlers)
-            return;
-        foreach (var handler in handlers.GetInvocationList().Cast<Func<ILiveness, CancellationToken, Task>>())
+        var handlers = Recreated?.GetInvocationList().Cast<Func<ILiveness, CancellationToken, Task>>().ToList() ?? [];
+        await RunHandlersAsync(handlers, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs re-publication handlers; those that fail (the store blinked again) are kept and run again after
+    /// the next successful renewal, so one failure cannot leave keys unpublished for good.
+    /// </summary>
+    private async Task RunHandlersAsync(List<Func<ILiveness, CancellationToken, Task>> handlers, CancellationToken ct)
+    {
+        var failed = new List<Func<ILiveness, CancellationToken, Task>>();
+        foreach (var handler in handlers)
         {
             try
             {
@@ -99,9 +112,11 @@ internal sealed class EtcdLiveness : ILiveness
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
-                LastError = $"re-publication after lease recreation failed: {e.Message}";
+                failed.Add(handler);
+                LastError = $"re-publication after lease recreation failed (retried after the next renewal): {e.Message}";
             }
         }
+        _republishPending = failed;
     }
 
     /// <summary>Stops the keepalives and revokes the lease, which deletes its keys.</summary>
