@@ -84,6 +84,12 @@ public class ManagedPluginTests(ManagedPluginHost host, ITestOutputHelper output
         Assert.True(await scope.PingsAsync(c, ipD), $"{c} cannot ping {d} ({ipD}) on the network whose subnet skein's IPAM chose");
         Assert.False((await host.DockerAsync("exec", a, "ping", "-c", "2", "-W", "1", ipD)).Ok, $"{a} on {fixedNet} reached {d} on {autoNet}");
 
+        // Egress leaves through the plugin's masquerade rule, past dockerd's FORWARD policy DROP.
+        Assert.True(await scope.PingsAsync(a, ManagedPluginHost.OutsideIp), "no egress from a plugin network to the outside namespace");
+        // The plugin's own iptables wrote nf_tables rules, the backend dockerd uses (decisions #16); nothing legacy.
+        Assert.Contains(":SKEIN-", (await host.InHostAsync("iptables-nft-save")).EnsureOk().Stdout);
+        Assert.DoesNotContain("SKEIN", (await host.InHostAsync("iptables-legacy-save")).Stdout);
+
         // Independent reader: the plugin (in the host namespace of this dockerd) created a bridge holding the gateway.
         var addresses = JsonNode.Parse((await host.InHostAsync("ip", "-j", "-4", "addr", "show")).EnsureOk().Stdout)!.AsArray();
         var gatewayLink = addresses.FirstOrDefault(l => l!["addr_info"]!.AsArray().Any(i => (string?)i!["local"] == "10.82.0.1"));
@@ -176,6 +182,37 @@ public class ManagedPluginTests(ManagedPluginHost host, ITestOutputHelper output
         await host.DockerOkAsync("network", "rm", net);
         var again = await scope.NetworkAsync(killDockerd ? "rk2" : "rt2", "--subnet", killDockerd ? "10.85.0.0/24" : "10.84.0.0/24");
         await host.DockerOkAsync("network", "rm", again);
+    }
+
+    [SkippableFact]
+    public async Task A_killed_plugin_process_is_restarted_by_the_engine_and_keeps_its_networks()
+    {
+        host.RequireReady();
+        await host.EnsureEnabledAsync();
+        await using var scope = host.Scope();
+        var net = await scope.NetworkAsync("crash", "--subnet", "10.86.0.0/24");
+        var a = await scope.RunAsync("a", net);
+        var b = await scope.RunAsync("b", net);
+        var id = await host.PluginIdAsync();
+        var killed = await host.PluginPidAsync();
+
+        Process.GetProcessById(killed).Kill();
+        var restarted = await Shell.EventuallyAsync(async () =>
+            ManagedPluginHost.PluginPids(id) is [var pid] && pid != killed && await ManagedPluginHost.SocketAnswersAsync(host.PluginSocket(id)),
+            TimeSpan.FromSeconds(30));
+        Assert.True(restarted, "the engine did not restart the killed plugin: " + (await host.DockerAsync("plugin", "ls")).Output);
+        Assert.True(await host.IsEnabledAsync());
+
+        // Its records survived the crash: new endpoints, and removal of everything, work.
+        var ipB = await scope.IPv4Async(b, net);
+        Assert.True(await scope.PingsAsync(a, ipB), "existing containers lost connectivity across the plugin crash");
+        var c = await scope.RunAsync("c", net);
+        var ipC = await scope.IPv4Async(c, net);
+        Assert.NotEqual(ipB, ipC);
+        Assert.True(await scope.PingsAsync(c, ipB), "a container created after the crash cannot reach an older one");
+        await host.DockerOkAsync("rm", "-f", c, b, a);
+        scope.Removed(a); scope.Removed(b); scope.Removed(c);
+        await host.DockerOkAsync("network", "rm", net);
     }
 
     [SkippableFact]
