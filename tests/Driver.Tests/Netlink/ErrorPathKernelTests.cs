@@ -141,4 +141,30 @@ public class ErrorPathKernelTests
             Assert.Contains("gateway", e.KernelMessage, StringComparison.OrdinalIgnoreCase);
         }
     }
+
+    [SkippableFact]
+    public void A_reply_that_never_comes_times_out_and_the_socket_stays_usable()
+    {
+        var (ns, nl) = Scratch();
+        using (ns) using (nl)
+        using (var fd = ns.Open())
+        {
+            using var socket = NetworkNamespaceThread.Run((int)fd.DangerousGetHandle(), "test", () => NetlinkSocket.Create(TimeSpan.FromMilliseconds(300)));
+            // A change sent without NLM_F_ACK: the kernel applies it and answers nothing.
+            var buffer = new byte[64];
+            var silent = new MessageWriter(buffer, MessageType.NewLink, MessageFlags.Request);
+            silent.WriteFixed(new InterfaceInfoMessage { Index = 1, Flags = 0, Change = 1 }); // lo down
+            var silentBytes = silent.Finish().ToArray();
+            var started = DateTime.UtcNow;
+            var e = Assert.Throws<NetlinkTransportException>(() => socket.Get("take lo down silently", silentBytes, LinkMessages.Decoder));
+            Assert.Equal(110, e.Errno); // ETIMEDOUT
+            Assert.Contains("timed out", e.Message);
+            Assert.True(DateTime.UtcNow - started >= TimeSpan.FromMilliseconds(250));
+
+            var request = new byte[256];
+            socket.Execute("add link br9 (bridge)", LinkMessages.Add(request, new BridgeSpec("br9")));
+            Assert.Single(KernelJson.Array(ns.IpJson("link", "show", "br9")));
+            Assert.DoesNotContain("UP", KernelJson.Single(ns.IpJson("link", "show", "lo")).Strings("flags")); // it was applied
+        }
+    }
 }
