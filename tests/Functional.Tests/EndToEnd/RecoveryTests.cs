@@ -57,4 +57,30 @@ public class RecoveryTests(TestHost host) : IClassFixture<TestHost>
         Assert.DoesNotContain(ipBefore, new[] { ipX.ToString(), ipY.ToString() });
         Assert.True(await scope.PingsAsync(x, ipBefore), "a restarted container cannot be reached");
     }
+
+    [SkippableFact]
+    public async Task After_dockerd_is_killed_with_9_and_restarted_networks_work_and_nothing_leaks()
+    {
+        host.RequireReady();
+        var linksBefore = await host.HostLinksAsync();
+        await using (var scope = host.Scope())
+        {
+            var net = await scope.NetworkAsync("dk9", "--subnet", "10.91.0.0/24");
+            var old = await scope.RunAsync("old", net);
+            var oldIp = await scope.IPv4Async(old, net);
+
+            await host.RunScriptAsync("dockerd-stop", host.Dir, "kill");
+            await host.RunScriptAsync("dockerd-start", host.Dir, host.Netns, TestHost.HostIp);
+
+            // the engine cleans up the container it lost (Leave/DeleteEndpoint/ReleaseAddress to skein);
+            // starting it again must work and may reuse its old address
+            (await host.DockerAsync("start", old)).EnsureOk();
+            var fresh = await scope.RunAsync("fresh", net);
+            var oldIpNow = await scope.IPv4Async(old, net);
+            var freshIp = await scope.IPv4Async(fresh, net);
+            Assert.NotEqual(oldIpNow, freshIp);
+            Assert.True(await scope.PingsAsync(fresh, oldIpNow), $"after a dockerd kill -9, {fresh} cannot reach {old} ({oldIp} before, {oldIpNow} now)");
+        }
+        Assert.Equal(linksBefore, await host.HostLinksAsync());
+    }
 }
