@@ -94,5 +94,11 @@ public class ConnectivityTests(TestHost host) : IClassFixture<TestHost>
         Assert.True(await scope.PingsAsync(a1, ipA2), "control: same-network ping failed");
         Assert.False((await scope.ExecAsync(a1, "ping", "-c", "2", "-W", "1", ipB1)).Ok, $"{a1} on {netA} reached {b1} on {netB}");
         Assert.False((await scope.ExecAsync(b1, "ping", "-c", "2", "-W", "1", ipA2)).Ok, $"{b1} on {netB} reached {a2} on {netA}");
+
+        // and from Docker's own default bridge, both ways
+        var onBridge = await scope.RunAsync("br", "bridge");
+        var ipBridge = await scope.IPv4Async(onBridge, "bridge");
+        Assert.False((await scope.ExecAsync(onBridge, "ping", "-c", "2", "-W", "1", ipA2)).Ok, $"a container on docker0 reached {a2} on {netA}");
+        Assert.False((await scope.ExecAsync(a1, "ping", "-c", "2", "-W", "1", ipBridge)).Ok, $"{a1} on {netA} reached a container on docker0");
     }
 }

@@ -57,6 +57,13 @@ public class TraceScenarioTests(TestHost host) : IClassFixture<TestHost>
         Assert.True(await scope.PingsAsync(dynamic, "10.50.1.77"));
         Assert.True(await scope.PingsAsync(dynamic, "10.50.0.254"), "gateway not reachable");
 
+        // --network-alias resolves through the engine's embedded DNS on a skein network
+        var aliased = await scope.RunAsync("db", net, ["--network-alias", "db"]);
+        var aliasedIp = await scope.IPv4Async(aliased, net);
+        var lookup = await scope.ExecAsync(dynamic, "nslookup", "db");
+        Assert.True(lookup.Ok && lookup.Stdout.Contains(aliasedIp), $"alias db did not resolve to {aliasedIp}: {lookup}");
+        Assert.True(await scope.PingsAsync(dynamic, "db"), "ping by network alias failed");
+
         // dockerd itself refuses a static address on a network without a user subnet
         var refused = await host.DockerAsync("network", "connect", "--ip", "10.123.0.99", other, dynamic);
         Assert.False(refused.Ok);
@@ -72,6 +79,16 @@ public class TraceScenarioTests(TestHost host) : IClassFixture<TestHost>
         Assert.Contains("inet 10.50.1.77/16", eth0);
         Assert.Contains("link/ether 02:42:0a:32:01:4d", eth0);
         Assert.True(await scope.PingsAsync(dynamic, "10.50.1.77"));
+    }
+
+    [SkippableFact]
+    public async Task The_skein_mtu_option_sets_the_container_mtu()
+    {
+        host.RequireReady();
+        await using var scope = host.Scope();
+        var net = await scope.NetworkAsync("mtu", "-o", "skein.mtu=1300");
+        var c = await scope.RunAsync("c", net);
+        Assert.Equal("1300", (await scope.ExecOkAsync(c, "cat", "/sys/class/net/eth0/mtu")).Trim());
     }
 
     [SkippableFact]
@@ -107,6 +124,13 @@ public class TraceScenarioTests(TestHost host) : IClassFixture<TestHost>
         Assert.True(await scope.PingsAsync(dynamic, "fd60::1:5", 10), "ping6 to the static IPv6 address failed");
         Assert.True(await scope.PingsAsync(fixedOne, dynamic6.ToString(), 10), "ping6 to the dynamic IPv6 address failed");
         Assert.True(await scope.PingsAsync(dynamic, await scope.IPv4Async(fixedOne, net)), "IPv4 ping on the dual-stack network failed");
+        // the engine shows no gateway it did not get from the user: read the container's default route
+        var routes6 = await scope.ExecOkAsync(dynamic, "ip", "-6", "route");
+        var defaultRoute = routes6.Split('\n').FirstOrDefault(l => l.StartsWith("default via ", StringComparison.Ordinal));
+        Assert.True(defaultRoute is not null, $"no IPv6 default route in the container:\n{routes6}");
+        var v6Gateway = defaultRoute.Split(' ')[2];
+        Assert.True(IPNetwork.Parse("fd60::100/120").Contains(IPAddress.Parse(v6Gateway)), $"dynamic IPv6 gateway {v6Gateway} outside the --ip-range fd60::100/120");
+        Assert.True(await scope.PingsAsync(dynamic, v6Gateway, 10), $"IPv6 gateway {v6Gateway} does not answer");
     }
 
     [SkippableFact]
