@@ -5,7 +5,8 @@ namespace Skein.Ipam.Protocol;
 
 /// <summary>
 /// Turns an IpamDriver request body into its record, or a SkeinException(Invalid) that names the
-/// call and the field that was wrong. The body is first walked with a reader so a wrong type is
+/// field that was wrong. Messages do not repeat the call's name: the engine already prefixes it
+/// ("IpamDriver.RequestPool: ..."). The body is first walked with a reader so a wrong type is
 /// reported as "field 'V6' must be true or false, not a string" rather than a serializer path;
 /// only then is it deserialized through <see cref="IpamJsonContext"/>. Like Go's decoder:
 /// field names match case-insensitively, unknown fields are ignored, null means "not given".
@@ -25,53 +26,53 @@ public static class IpamRequestParser
     private static readonly (string Name, FieldKind Kind)[] ReleaseAddressFields = [("PoolID", FieldKind.String), ("Address", FieldKind.String)];
 
     public static RequestPoolRequest ParseRequestPool(ReadOnlySpan<byte> body) =>
-        Parse(body, "IpamDriver.RequestPool", RequestPoolFields, IpamJsonContext.Default.RequestPoolRequest);
+        Parse(body, RequestPoolFields, IpamJsonContext.Default.RequestPoolRequest);
 
     public static ReleasePoolRequest ParseReleasePool(ReadOnlySpan<byte> body) =>
-        Parse(body, "IpamDriver.ReleasePool", ReleasePoolFields, IpamJsonContext.Default.ReleasePoolRequest);
+        Parse(body, ReleasePoolFields, IpamJsonContext.Default.ReleasePoolRequest);
 
     public static RequestAddressRequest ParseRequestAddress(ReadOnlySpan<byte> body) =>
-        Parse(body, "IpamDriver.RequestAddress", RequestAddressFields, IpamJsonContext.Default.RequestAddressRequest);
+        Parse(body, RequestAddressFields, IpamJsonContext.Default.RequestAddressRequest);
 
     public static ReleaseAddressRequest ParseReleaseAddress(ReadOnlySpan<byte> body) =>
-        Parse(body, "IpamDriver.ReleaseAddress", ReleaseAddressFields, IpamJsonContext.Default.ReleaseAddressRequest);
+        Parse(body, ReleaseAddressFields, IpamJsonContext.Default.ReleaseAddressRequest);
 
-    private static T Parse<T>(ReadOnlySpan<byte> body, string call, (string Name, FieldKind Kind)[] fields, JsonTypeInfo<T> typeInfo)
+    private static T Parse<T>(ReadOnlySpan<byte> body, (string Name, FieldKind Kind)[] fields, JsonTypeInfo<T> typeInfo)
         where T : class
     {
         if (body.Length > MaxBodyBytes)
-            throw SkeinException.Invalid($"{call}: the request body is {body.Length} bytes, more than the {MaxBodyBytes} accepted");
+            throw SkeinException.Invalid($"the request body is {body.Length} bytes, more than the {MaxBodyBytes} accepted");
         if (IsBlank(body))
-            throw SkeinException.Invalid($"{call}: the request body is empty; this call needs a JSON object (the engine sends an empty body when it repeats a call after a time-out)");
+            throw SkeinException.Invalid("the request body is empty; this call needs a JSON object (the engine sends an empty body when it repeats a call after a time-out)");
 
-        CheckShape(body, call, fields);
+        CheckShape(body, fields);
         try
         {
             return JsonSerializer.Deserialize(body, typeInfo)
-                ?? throw SkeinException.Invalid($"{call}: the request body is null; this call needs a JSON object");
+                ?? throw SkeinException.Invalid("the request body is null; this call needs a JSON object");
         }
         catch (OptionsFormatException e)
         {
-            throw SkeinException.Invalid($"{call}: field 'Options' {e.Message}");
+            throw SkeinException.Invalid($"request body field 'Options' {e.Message}");
         }
         catch (JsonException e)
         {
             // CheckShape accepts everything the serializer does; this is a safety net, not a path.
-            throw SkeinException.Invalid($"{call}: the request body could not be read ({FirstSentence(e.Message)})");
+            throw SkeinException.Invalid($"the request body could not be read ({FirstSentence(e.Message)})");
         }
     }
 
-    private static void CheckShape(ReadOnlySpan<byte> body, string call, (string Name, FieldKind Kind)[] fields)
+    private static void CheckShape(ReadOnlySpan<byte> body, (string Name, FieldKind Kind)[] fields)
     {
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 });
         try
         {
             if (!reader.Read())
-                throw SkeinException.Invalid($"{call}: the request body is empty; this call needs a JSON object");
+                throw SkeinException.Invalid("the request body is empty; this call needs a JSON object");
             if (reader.TokenType == JsonTokenType.Null)
-                throw SkeinException.Invalid($"{call}: the request body is null; this call needs a JSON object");
+                throw SkeinException.Invalid("the request body is null; this call needs a JSON object");
             if (reader.TokenType != JsonTokenType.StartObject)
-                throw SkeinException.Invalid($"{call}: the request body must be a JSON object, not {OptionsMapConverter.Describe(reader.TokenType)}");
+                throw SkeinException.Invalid($"the request body must be a JSON object, not {OptionsMapConverter.Describe(reader.TokenType)}");
 
             while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
             {
@@ -83,7 +84,7 @@ public static class IpamRequestParser
                     reader.Skip();
                     continue;
                 }
-                CheckField(ref reader, call, field.Name, field.Kind);
+                CheckField(ref reader, field.Name, field.Kind);
             }
             // Anything after the object other than whitespace is refused by the reader below.
             while (reader.Read())
@@ -92,42 +93,42 @@ public static class IpamRequestParser
         }
         catch (JsonException e)
         {
-            throw SkeinException.Invalid($"{call}: the request body is not valid JSON (byte {reader.BytesConsumed}: {FirstSentence(e.Message)})");
+            throw SkeinException.Invalid($"the request body is not valid JSON (byte {reader.BytesConsumed}: {FirstSentence(e.Message)})");
         }
     }
 
-    private static void CheckField(ref Utf8JsonReader reader, string call, string field, FieldKind kind)
+    private static void CheckField(ref Utf8JsonReader reader, string field, FieldKind kind)
     {
         switch (kind)
         {
             case FieldKind.String when reader.TokenType != JsonTokenType.String:
-                throw SkeinException.Invalid($"{call}: field '{field}' must be a string, not {OptionsMapConverter.Describe(reader.TokenType)}");
+                throw SkeinException.Invalid($"request body field '{field}' must be a string, not {OptionsMapConverter.Describe(reader.TokenType)}");
             case FieldKind.Boolean when reader.TokenType is not (JsonTokenType.True or JsonTokenType.False):
-                throw SkeinException.Invalid($"{call}: field '{field}' must be true or false, not {OptionsMapConverter.Describe(reader.TokenType)}");
+                throw SkeinException.Invalid($"request body field '{field}' must be true or false, not {OptionsMapConverter.Describe(reader.TokenType)}");
             case FieldKind.Options:
-                CheckOptions(ref reader, call, field);
+                CheckOptions(ref reader, field);
                 return;
         }
         reader.Skip();
     }
 
-    private static void CheckOptions(ref Utf8JsonReader reader, string call, string field)
+    private static void CheckOptions(ref Utf8JsonReader reader, string field)
     {
         if (reader.TokenType == JsonTokenType.StartArray)
         {
             reader.Read();
             if (reader.TokenType != JsonTokenType.EndArray)
-                throw SkeinException.Invalid($"{call}: field '{field}' must be an object of string values, not a non-empty array");
+                throw SkeinException.Invalid($"request body field '{field}' must be an object of string values, not a non-empty array");
             return;
         }
         if (reader.TokenType != JsonTokenType.StartObject)
-            throw SkeinException.Invalid($"{call}: field '{field}' must be an object of string values, not {OptionsMapConverter.Describe(reader.TokenType)}");
+            throw SkeinException.Invalid($"request body field '{field}' must be an object of string values, not {OptionsMapConverter.Describe(reader.TokenType)}");
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
             string key = reader.GetString() ?? "";
             reader.Read();
             if (reader.TokenType != JsonTokenType.String)
-                throw SkeinException.Invalid($"{call}: field '{field}': the value of '{Addressing.IpAddressText.Printable(key)}' must be a string, not {OptionsMapConverter.Describe(reader.TokenType)}");
+                throw SkeinException.Invalid($"request body field '{field}': the value of '{Addressing.IpAddressText.Printable(key)}' must be a string, not {OptionsMapConverter.Describe(reader.TokenType)}");
         }
     }
 
