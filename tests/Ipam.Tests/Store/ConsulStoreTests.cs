@@ -199,6 +199,21 @@ public sealed class ConsulStoreTests(FakeConsulFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_write_whose_answer_is_lost_is_applied_once_and_visible_on_reread()
+    {
+        Server.ApplyThenDropNext(1, r => r.Path == "/v1/txn");
+        await Assert.ThrowsAsync<StoreUnavailableException>(() => _store.PutAsync("amb/k", Bytes("w:n1/1/7"), Precondition.Absent, false, default));
+
+        // The caller re-reads (cluster-store §4.3 writer token): the write happened, exactly once.
+        var entry = await _store.GetAsync("amb/k", default);
+        Assert.Equal("w:n1/1/7", Encoding.UTF8.GetString(entry!.Value.Span));
+        Assert.Equal(entry.CreateVersion, entry.Version);
+        var again = await _store.PutAsync("amb/k", Bytes("w:n1/1/7"), Precondition.Absent, false, default);
+        Assert.Equal(WriteOutcome.Conflict, again.Outcome);
+        Assert.Equal(entry.Version, again.Current!.Version);
+    }
+
+    [Fact]
     public async Task A_rate_limited_write_is_retried_because_it_was_never_applied()
     {
         Server.FailNext(1, HttpStatusCode.TooManyRequests, "rate limit exceeded", r => r.Path == "/v1/txn");

@@ -107,6 +107,17 @@ public sealed class FakeConsulServer : IAsyncDisposable
             return Task.CompletedTask;
         });
 
+    /// <summary>The next matching requests are carried out, but the connection drops before the answer leaves (an ambiguous failure).</summary>
+    public void ApplyThenDropNext(int count, Func<HttpRequest, bool>? match = null) =>
+        AddFault(match, count, async ctx =>
+        {
+            var original = ctx.Response.Body;
+            ctx.Response.Body = new MemoryStream(); // the answer goes nowhere
+            await ServeAsync(ctx);
+            ctx.Response.Body = original;
+            ctx.Abort();
+        });
+
     /// <summary>The next matching requests are answered normally, but only after a delay.</summary>
     public void DelayNext(int count, TimeSpan delay, Func<HttpRequest, bool>? match = null) =>
         AddFault(match, count, async ctx =>
