@@ -16,7 +16,7 @@ namespace Skein.Benchmarks;
 /// rtnetlink in-process vs. the same work done by running `ip`/`bridge`, same run, inside a scratch
 /// namespace this benchmark creates and removes (needs root). Each group's baseline is the command
 /// variant, so the Ratio column reads "time in-process / time with commands".
-///   Links: a veth pair created and deleted (what an endpoint costs), per pair.
+///   Links: a veth pair created and deleted (what an endpoint costs), per pair; LinkCreate: creation only.
 ///   Fdb:   reconciling a VXLAN device's 1,000-entry FDB to the next desired set (500 entries go,
 ///          500 come, each set has two flood entries), per reconcile: one dump, then changes.
 /// Run: dotnet run -c Release --project tests/Benchmarks -- --filter '*Netlink*'   (about 2 minutes)
@@ -83,6 +83,28 @@ public class NetlinkBenchmarks
             _netlink.AddLink(new VethSpec($"bench{i}", $"benchp{i}"));
             _netlink.DeleteLink($"bench{i}");
         }
+    }
+
+    /// <summary>Creation alone (deletion, which waits for RCU grace periods in the kernel, is untimed).</summary>
+    [Benchmark(Baseline = true, OperationsPerInvoke = LinksPerInvocation), BenchmarkCategory("LinkCreate")]
+    public void LinkCreate_IpCommands()
+    {
+        for (int i = 0; i < LinksPerInvocation; i++)
+            Run("ip", $"-n {_namespace} link add bench{i} type veth peer name benchp{i}");
+    }
+
+    [Benchmark(OperationsPerInvoke = LinksPerInvocation), BenchmarkCategory("LinkCreate")]
+    public void LinkCreate_InProcess()
+    {
+        for (int i = 0; i < LinksPerInvocation; i++)
+            _netlink.AddLink(new VethSpec($"bench{i}", $"benchp{i}"));
+    }
+
+    [IterationCleanup(Targets = [nameof(LinkCreate_IpCommands), nameof(LinkCreate_InProcess)])]
+    public void DeleteCreatedLinks()
+    {
+        for (int i = 0; i < LinksPerInvocation; i++)
+            _netlink.DeleteLink($"bench{i}");
     }
 
     [Benchmark(Baseline = true), BenchmarkCategory("Fdb")]
