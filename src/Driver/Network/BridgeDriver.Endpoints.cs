@@ -93,7 +93,8 @@ public sealed partial class BridgeDriver
         await BestEffortAsync($"forgetting endpoint {Short(endpoint.EndpointId)}",
             () => _state.DeleteEndpointAsync(endpoint.EndpointId, CancellationToken.None)).ConfigureAwait(false);
         _endpoints.TryRemove(endpoint.EndpointId, out _);
-        BestEffort($"removing port mappings of endpoint {Short(endpoint.EndpointId)}", () => _firewall.RemovePortMappings(endpoint.EndpointId));
+        if (endpoint.ExternallyConnected)
+            BestEffort($"removing port mappings of endpoint {Short(endpoint.EndpointId)}", () => _firewall.RemovePortMappings(endpoint.EndpointId));
         BestEffort($"deleting the veth pair of endpoint {Short(endpoint.EndpointId)}", () => _veths.Remove(endpoint));
         if (network is not null)
             await BestEffortAsync($"releasing the IPAM binding of endpoint {Short(endpoint.EndpointId)}",

@@ -120,11 +120,15 @@ public sealed partial class BridgeDriver
         return new EmptyResponse();
     }
 
+    /// <summary>
+    /// The record says whether rules can exist: it is written (connected) before any rule is added, so an endpoint
+    /// recorded as not connected has none, and the common Leave costs no firewall call.
+    /// </summary>
     private async Task DisconnectExternallyAsync(EndpointRecord endpoint, CancellationToken ct)
     {
-        _firewall.RemovePortMappings(endpoint.EndpointId);
         if (!endpoint.ExternallyConnected)
             return;
+        _firewall.RemovePortMappings(endpoint.EndpointId);
         var revoked = endpoint with { ExternallyConnected = false };
         await _state.PutEndpointAsync(revoked, ct).ConfigureAwait(false);
         _endpoints[endpoint.EndpointId] = revoked;

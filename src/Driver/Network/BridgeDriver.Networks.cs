@@ -12,7 +12,7 @@ public sealed partial class BridgeDriver
 {
     public async Task<EmptyResponse> CreateNetworkAsync(CreateNetworkRequest request, CancellationToken ct)
     {
-        var record = DescribeNetwork(request);
+        var record = DescribeNetwork(request, _time.GetUtcNow());
         using var held = await LockAsync(ct).ConfigureAwait(false);
         if (_networks.TryGetValue(record.NetworkId, out var existing))
         {
@@ -89,7 +89,8 @@ public sealed partial class BridgeDriver
         return new GwAllocCheckerResponse(false, false);
     }
 
-    private NetworkRecord DescribeNetwork(CreateNetworkRequest request)
+    /// <summary>The record a CreateNetwork asks for; every check that needs no state happens here.</summary>
+    internal static NetworkRecord DescribeNetwork(CreateNetworkRequest request, DateTimeOffset now)
     {
         var networkId = RequireId(request.NetworkID, "NetworkID");
         var options = NetworkOptions.Parse(request.Options);
@@ -113,7 +114,7 @@ public sealed partial class BridgeDriver
             IPv4Gateways = v4Gateways,
             IPv6Gateways = v6Gateways,
             GenericOptions = options.Generic,
-            CreatedAt = _time.GetUtcNow(),
+            CreatedAt = now,
         };
     }
 

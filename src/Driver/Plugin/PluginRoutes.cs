@@ -33,17 +33,17 @@ public static class PluginRoutes
         Constant(app, host, "IpamDriver.GetCapabilities", IpamCapabilities, ip.GetCapabilitiesResponse);
 
         Call(app, host, "NetworkDriver.GwAllocCheck", Strict(nd.GwAllocCheckerRequest), nd.GwAllocCheckerResponse, (_, r, _) => Task.FromResult(BridgeDriver.GwAllocCheck(r)), needsRuntime: false);
-        Call(app, host, "NetworkDriver.CreateNetwork", Strict(nd.CreateNetworkRequest), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.CreateNetworkAsync(r, ct));
-        Call(app, host, "NetworkDriver.DeleteNetwork", Strict(nd.DeleteNetworkRequest), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.DeleteNetworkAsync(r, ct));
+        Call(app, host, "NetworkDriver.CreateNetwork", Checked(nd.CreateNetworkRequest, RequestChecks.Check), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.CreateNetworkAsync(r, ct));
+        Call(app, host, "NetworkDriver.DeleteNetwork", Checked(nd.DeleteNetworkRequest, RequestChecks.Check), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.DeleteNetworkAsync(r, ct));
         Call(app, host, "NetworkDriver.AllocateNetwork", Strict(nd.AllocateNetworkRequest), nd.AllocateNetworkResponse, (_, r, _) => Task.FromResult(BridgeDriver.AllocateNetwork(r)), needsRuntime: false);
         Call(app, host, "NetworkDriver.FreeNetwork", Strict(nd.FreeNetworkRequest), nd.EmptyResponse, (_, r, _) => Task.FromResult(BridgeDriver.FreeNetwork(r)), needsRuntime: false);
-        Call(app, host, "NetworkDriver.CreateEndpoint", Strict(nd.CreateEndpointRequest), nd.CreateEndpointResponse, (rt, r, ct) => rt!.Driver.CreateEndpointAsync(r, ct));
-        Call(app, host, "NetworkDriver.DeleteEndpoint", Strict(nd.DeleteEndpointRequest), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.DeleteEndpointAsync(r, ct));
-        Call(app, host, "NetworkDriver.EndpointOperInfo", Strict(nd.EndpointInfoRequest), nd.EndpointInfoResponse, (rt, r, _) => Task.FromResult(rt!.Driver.EndpointOperInfo(r)));
-        Call(app, host, "NetworkDriver.Join", Strict(nd.JoinRequest), nd.JoinResponse, (rt, r, ct) => rt!.Driver.JoinAsync(r, ct));
-        Call(app, host, "NetworkDriver.Leave", Strict(nd.LeaveRequest), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.LeaveAsync(r, ct));
-        Call(app, host, "NetworkDriver.ProgramExternalConnectivity", Strict(nd.ProgramExternalConnectivityRequest), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.ProgramExternalConnectivityAsync(r, ct));
-        Call(app, host, "NetworkDriver.RevokeExternalConnectivity", Strict(nd.RevokeExternalConnectivityRequest), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.RevokeExternalConnectivityAsync(r, ct));
+        Call(app, host, "NetworkDriver.CreateEndpoint", Checked(nd.CreateEndpointRequest, RequestChecks.Check), nd.CreateEndpointResponse, (rt, r, ct) => rt!.Driver.CreateEndpointAsync(r, ct));
+        Call(app, host, "NetworkDriver.DeleteEndpoint", Checked(nd.DeleteEndpointRequest, RequestChecks.Check), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.DeleteEndpointAsync(r, ct));
+        Call(app, host, "NetworkDriver.EndpointOperInfo", Checked(nd.EndpointInfoRequest, RequestChecks.Check), nd.EndpointInfoResponse, (rt, r, _) => Task.FromResult(rt!.Driver.EndpointOperInfo(r)));
+        Call(app, host, "NetworkDriver.Join", Checked(nd.JoinRequest, RequestChecks.Check), nd.JoinResponse, (rt, r, ct) => rt!.Driver.JoinAsync(r, ct));
+        Call(app, host, "NetworkDriver.Leave", Checked(nd.LeaveRequest, RequestChecks.Check), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.LeaveAsync(r, ct));
+        Call(app, host, "NetworkDriver.ProgramExternalConnectivity", Checked(nd.ProgramExternalConnectivityRequest, RequestChecks.Check), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.ProgramExternalConnectivityAsync(r, ct));
+        Call(app, host, "NetworkDriver.RevokeExternalConnectivity", Checked(nd.RevokeExternalConnectivityRequest, RequestChecks.Check), nd.EmptyResponse, (rt, r, ct) => rt!.Driver.RevokeExternalConnectivityAsync(r, ct));
         Call(app, host, "NetworkDriver.DiscoverNew", Strict(nd.DiscoveryNotification), nd.EmptyResponse, (_, _, _) => Task.FromResult(new EmptyResponse()), needsRuntime: false);
         Call(app, host, "NetworkDriver.DiscoverDelete", Strict(nd.DiscoveryNotification), nd.EmptyResponse, (_, _, _) => Task.FromResult(new EmptyResponse()), needsRuntime: false);
 
@@ -68,6 +68,10 @@ public static class PluginRoutes
             await WriteAsync(context, StatusCodes.Status404NotFound, new ErrorResponse(message, ipam ? message : null), PluginJsonContext.Default.ErrorResponse).ConfigureAwait(false);
         });
     }
+
+    /// <summary>A NetworkDriver body parsed, then checked for everything that needs no state.</summary>
+    private static Func<byte[], string, T> Checked<T>(JsonTypeInfo<T> type, Func<T, T> check) where T : class =>
+        (body, call) => check(RequestBody.Parse(body, type, call));
 
     /// <summary>A NetworkDriver body: parsed with the wire context, errors naming the call.</summary>
     private static Func<byte[], string, T> Strict<T>(JsonTypeInfo<T> type) where T : class =>

@@ -39,6 +39,8 @@ public sealed class PluginTestHost : IAsyncDisposable
     }
 
     public NetNs Ns { get; }
+    /// <summary>Zero (the default) keeps the periodic reconciler off so tests see only what their calls did.</summary>
+    public TimeSpan ReconcileInterval { get; init; }
     public string StateDir { get; }
     public string SocketPath { get; }
     public ConcurrentQueue<string> LogLines { get; } = new();
@@ -49,13 +51,13 @@ public sealed class PluginTestHost : IAsyncDisposable
     public static string SkipReason => NetNs.IsSupported ? "needs iptables and nsenter" : NetNs.SkipReason;
 
     /// <summary>Starts a host and waits until it is ready (or has failed to start).</summary>
-    public static async Task<PluginTestHost> StartAsync(SkeinRuntime.Overrides? overrides = null, bool waitReady = true)
+    public static async Task<PluginTestHost> StartAsync(SkeinRuntime.Overrides? overrides = null, bool waitReady = true, TimeSpan? reconcileInterval = null)
     {
         var ns = NetNs.Create();
         var id = Guid.NewGuid().ToString("N")[..10];
         var stateDir = Path.Combine(Path.GetTempPath(), $"skein-test-{id}");
         var socket = $"/tmp/skt-{id}.sock";
-        var test = new PluginTestHost(ns, stateDir, socket, ownsNamespace: true);
+        var test = new PluginTestHost(ns, stateDir, socket, ownsNamespace: true) { ReconcileInterval = reconcileInterval ?? TimeSpan.Zero };
         try
         {
             await test.StartHostAsync(overrides, waitReady);
@@ -92,7 +94,7 @@ public sealed class PluginTestHost : IAsyncDisposable
             SocketPath = SocketPath,
             StateDir = StateDir,
             NetNsPath = Ns.Path,
-            ReconcileInterval = TimeSpan.Zero,
+            ReconcileInterval = ReconcileInterval,
         };
         _host = await PluginHost.StartAsync(options, new PluginHostSettings
         {
