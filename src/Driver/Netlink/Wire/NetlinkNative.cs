@@ -31,6 +31,7 @@ internal static unsafe class NetlinkNative
     public const int MsgPeek = 0x02;   // MSG_PEEK
     public const int MsgTrunc = 0x20;  // MSG_TRUNC
 
+    /// <summary>Tmds.LibC declares its imports with SetLastError = true, so this is the errno of the call just made.</summary>
     public static int LastErrno => Marshal.GetLastPInvokeError() is var e && e != 0 ? e : LibC.errno;
 
     public static int OpenNetworkNamespace(string path)
