@@ -35,7 +35,9 @@ public sealed class SkeinProcess(string netns, string socketPath, string stateDi
 
     public string Describe() => Resolve() is { } b ? string.Join(' ', [b.File, .. b.PrefixArgs]) : "(no skein binary)";
 
-    /// <summary>Starts skein and waits until it answers /Plugin.Activate; returns the time that took.</summary>
+    /// <summary>Starts skein and waits until it is fully up; returns the time that took. skein listens
+    /// before its start-up (store, firewall base chains, reconciliation) is done and holds calls until
+    /// then, so readiness is a call that needs all of it, not /Plugin.Activate.</summary>
     public async Task<TimeSpan> StartAsync(TimeSpan? within = null, params string[] extraArgs)
     {
         if (Pid is not null)
@@ -70,7 +72,7 @@ public sealed class SkeinProcess(string netns, string socketPath, string stateDi
         try
         {
             await using var client = new PluginSocketClient(SocketPath, TimeSpan.FromSeconds(2));
-            return (await client.PostAsync("/Plugin.Activate", null)).Status == 200;
+            return (await client.PostAsync("/IpamDriver.GetDefaultAddressSpaces", null)).Status == 200;
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or TimeoutException)
         {
