@@ -243,6 +243,84 @@ public class ManagedPluginTests(ManagedPluginHost host, ITestOutputHelper output
         Assert.True(leftovers.Count == 0, "build.sh left temp directories: " + string.Join(", ", leftovers));
     }
 
+    /// <summary>
+    /// "1,000 endpoints" as decisions.md defines it for memory figures: created through the plugin API (the calls
+    /// the engine makes), not containers. Everything is released again through the API, leaving no veth behind.
+    /// </summary>
+    [SkippableFact]
+    public async Task Figures_rss_with_1000_endpoints_created_through_the_plugin_api()
+    {
+        const int Endpoints = 1000;
+        host.RequireReady();
+        await host.EnsureEnabledAsync();
+        var socket = host.PluginSocket(await host.PluginIdAsync());
+        var pid = await host.PluginPidAsync();
+        var idle = ManagedPluginHost.RssKiB(pid);
+        var vethsBefore = await VethCountAsync();
+
+        await using var client = new Skein.Driver.Replay.PluginSocketClient(socket, TimeSpan.FromSeconds(30));
+        async Task<JsonNode> Call(string path, JsonObject? body)
+        {
+            var reply = await client.PostAsync(path, body is null ? null : System.Text.Encoding.UTF8.GetBytes(body.ToJsonString()));
+            Assert.True(reply.Status == 200, $"{path} answered {reply.Status}: {reply.BodyText}");
+            return JsonNode.Parse(reply.BodyText)!;
+        }
+
+        var space = (string)(await Call("/IpamDriver.GetDefaultAddressSpaces", null))["LocalDefaultAddressSpace"]!;
+        var pool = await Call("/IpamDriver.RequestPool", new JsonObject { ["AddressSpace"] = space, ["Pool"] = "10.96.0.0/21", ["SubPool"] = "", ["Options"] = new JsonObject(), ["V6"] = false });
+        var poolId = (string)pool["PoolID"]!;
+        var gateway = (string)(await Call("/IpamDriver.RequestAddress", new JsonObject { ["PoolID"] = poolId, ["Address"] = "", ["Options"] = new JsonObject { ["RequestAddressType"] = "com.docker.network.gateway" } }))["Address"]!;
+        var networkId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        var created = new List<(string Endpoint, string Address)>();
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await Call("/NetworkDriver.CreateNetwork", new JsonObject
+            {
+                ["NetworkID"] = networkId,
+                ["Options"] = new JsonObject { ["com.docker.network.enable_ipv6"] = false, ["com.docker.network.generic"] = new JsonObject() },
+                ["IPv4Data"] = new JsonArray(new JsonObject { ["AddressSpace"] = space, ["Gateway"] = gateway, ["Pool"] = "10.96.0.0/21" }),
+                ["IPv6Data"] = new JsonArray(),
+            });
+            for (var i = 0; i < Endpoints; i++)
+            {
+                var address = (string)(await Call("/IpamDriver.RequestAddress", new JsonObject { ["PoolID"] = poolId, ["Address"] = "", ["Options"] = new JsonObject() }))["Address"]!;
+                var endpointId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+                created.Add((endpointId, address));
+                await Call("/NetworkDriver.CreateEndpoint", new JsonObject
+                {
+                    ["NetworkID"] = networkId,
+                    ["EndpointID"] = endpointId,
+                    ["Interface"] = new JsonObject { ["Address"] = address, ["AddressIPv6"] = "", ["MacAddress"] = "" },
+                    ["Options"] = new JsonObject(),
+                });
+            }
+            var createSeconds = clock.Elapsed.TotalSeconds;
+            Assert.Equal(Endpoints, created.Select(c => c.Address).Distinct().Count());
+            // Each endpoint is a veth pair in the docker host's namespace (independent check of the kernel side).
+            Assert.True(await VethCountAsync() >= vethsBefore + 2 * Endpoints, "fewer veths than endpoints in the docker host's namespace");
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            var loaded = ManagedPluginHost.RssKiB(pid);
+            output.WriteLine($"FIGURE plugin RSS idle {idle} KiB, with {Endpoints} endpoints (API-created) {loaded} KiB; creating them took {createSeconds:0.0} s");
+            Assert.Equal(pid, await host.PluginPidAsync());
+        }
+        finally
+        {
+            foreach (var (endpoint, address) in created)
+            {
+                await client.PostAsync("/NetworkDriver.DeleteEndpoint", System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["NetworkID"] = networkId, ["EndpointID"] = endpoint }.ToJsonString()));
+                await client.PostAsync("/IpamDriver.ReleaseAddress", System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["PoolID"] = poolId, ["Address"] = address.Split('/')[0] }.ToJsonString()));
+            }
+            await client.PostAsync("/IpamDriver.ReleaseAddress", System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["PoolID"] = poolId, ["Address"] = gateway.Split('/')[0] }.ToJsonString()));
+            await client.PostAsync("/IpamDriver.ReleasePool", System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["PoolID"] = poolId }.ToJsonString()));
+            await client.PostAsync("/NetworkDriver.DeleteNetwork", System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["NetworkID"] = networkId }.ToJsonString()));
+        }
+        Assert.Equal(vethsBefore, await VethCountAsync());
+    }
+
+    private async Task<int> VethCountAsync() =>
+        JsonNode.Parse((await host.InHostAsync("ip", "-j", "link", "show", "type", "veth")).EnsureOk().Stdout)!.AsArray().Count;
+
     [SkippableFact]
     public async Task Figures_rootfs_size_enable_to_socket_ready_and_idle_rss()
     {
