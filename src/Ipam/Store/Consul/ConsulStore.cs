@@ -91,7 +91,7 @@ public sealed partial class ConsulStore : IClusterStore
         EnsureStatus(response, $"GET {full}", HttpStatusCode.OK);
         var pairs = Deserialize(response, ConsulJsonContext.Default.ListConsulKvPair, $"GET {full}");
         var pair = pairs.FirstOrDefault(p => p.Key == full);
-        return pair is null ? null : ToEntry(pair, key, keysOnly: false);
+        return pair is null ? null : ToEntry(pair, key);
     }
 
     public async Task<(IReadOnlyList<KvEntry> Entries, long Revision)> ListAsync(string prefix, bool keysOnly, CancellationToken ct)
@@ -118,16 +118,16 @@ public sealed partial class ConsulStore : IClusterStore
             foreach (var pair in Deserialize(response, ConsulJsonContext.Default.ListConsulKvPair, $"GET {full}{query}"))
             {
                 if (Relative(pair.Key) is { } rel && StoreRequestValidator.IsUnder(rel, prefix))
-                    entries.Add(ToEntry(pair, rel, keysOnly: false));
+                    entries.Add(ToEntry(pair, rel));
             }
         }
         entries.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
         return (entries, (long)response.Index);
     }
 
-    private static KvEntry ToEntry(ConsulKvPair pair, string relativeKey, bool keysOnly) => new(
+    private static KvEntry ToEntry(ConsulKvPair pair, string relativeKey) => new(
         relativeKey,
-        keysOnly || string.IsNullOrEmpty(pair.Value) ? ReadOnlyMemory<byte>.Empty : Convert.FromBase64String(pair.Value),
+        string.IsNullOrEmpty(pair.Value) ? ReadOnlyMemory<byte>.Empty : Convert.FromBase64String(pair.Value), // null = empty value (§1.3)
         (long)pair.ModifyIndex,
         (long)pair.CreateIndex,
         !string.IsNullOrEmpty(pair.Session));

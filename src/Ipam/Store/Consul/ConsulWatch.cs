@@ -94,7 +94,7 @@ public sealed partial class ConsulStore
             foreach (var pair in Deserialize(response, ConsulJsonContext.Default.ListConsulKvPair, $"watch {full}"))
             {
                 if (Relative(pair.Key) is { } rel && StoreRequestValidator.IsUnder(rel, prefix))
-                    entries[rel] = ToEntry(pair, rel, keysOnly: false);
+                    entries[rel] = ToEntry(pair, rel);
             }
             return (entries, response.Index);
         }
