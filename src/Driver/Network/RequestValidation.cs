@@ -54,7 +54,7 @@ public static class RequestValidation
     }
 
     /// <summary>
-    /// IPAddress.TryParse also takes legacy forms ("1.2.3" is 1.2.0.3, "0x0a.1.2.3"); Docker never sends them and a
+    /// IPAddress.TryParse also takes legacy forms ("1.2.3" is 1.2.0.3, "0x0a.1.2.3", "010.0.0.1" is 8.0.0.1); Docker never sends them and a
     /// user who typed one meant something else. IPv4 must be four decimal parts, IPv6 must not carry a scope.
     /// </summary>
     public static bool IsCanonicalAddressText(string text)
@@ -64,7 +64,8 @@ public static class RequestValidation
         if (address.AddressFamily == AddressFamily.InterNetworkV6)
             return !text.Contains('%');
         var parts = text.Split('.');
-        return parts.Length == 4 && parts.All(p => p.Length is > 0 and <= 3 && p.All(char.IsAsciiDigit));
+        // A leading zero reads as octal here ("010" is 8) but as decimal to the user; Go refuses it too.
+        return parts.Length == 4 && parts.All(p => p.Length is > 0 and <= 3 && p.All(char.IsAsciiDigit) && (p.Length == 1 || p[0] != '0'));
     }
 
     public static string FamilyName(AddressFamily family) => family == AddressFamily.InterNetwork ? "IPv4" : "IPv6";
