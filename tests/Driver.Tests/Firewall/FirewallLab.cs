@@ -134,7 +134,10 @@ internal sealed class FirewallLab : IDisposable
 
     private void AddBridge(string name, string ipv4, string? ipv6)
     {
-        Host.Ip("link", "add", name, "type", "bridge");
+        // A fixed MAC, as skein's driver gives its bridges: otherwise the bridge takes the lowest port MAC, which
+        // changes as containers come and go and leaves the others' ARP entry for their gateway stale.
+        var mac = "02:" + string.Join(':', Guid.NewGuid().ToByteArray().Take(5).Select(b => b.ToString("x2")));
+        Host.Ip("link", "add", name, "address", mac, "type", "bridge");
         Host.Ip("addr", "add", ipv4, "dev", name);
         if (ipv6 is not null) Host.Ip("addr", "add", ipv6, "dev", name, "nodad");
         Host.Ip("link", "set", name, "up");

@@ -8,7 +8,7 @@ namespace Skein.Driver.Tests.Firewall;
 internal static class NetProbe
 {
     public static readonly TimeSpan Blocked = TimeSpan.FromMilliseconds(400);
-    public static readonly TimeSpan Allowed = TimeSpan.FromSeconds(3);
+    public static readonly TimeSpan Allowed = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// Listens on <paramref name="listenPort"/> in <paramref name="server"/>, connects from <paramref name="client"/> to
@@ -38,10 +38,11 @@ internal static class NetProbe
     /// <summary>
     /// Sends one datagram from <paramref name="client"/> to <paramref name="target"/>, received on
     /// <paramref name="listenPort"/> in <paramref name="server"/>, which answers. Returns who the server saw
-    /// (null: nothing arrived) and whether the answer made it back.
+    /// (null: nothing arrived) and whether the answer made it back. With <paramref name="oneWay"/> no answer is
+    /// sent or awaited: for paths whose replies the lab drops on purpose.
     /// </summary>
     public static (IPEndPoint? ServerSawFrom, bool Answered) UdpExchange(
-        FirewallScratchNamespace client, FirewallScratchNamespace server, int listenPort, IPEndPoint target, TimeSpan timeout, IPAddress? from = null)
+        FirewallScratchNamespace client, FirewallScratchNamespace server, int listenPort, IPEndPoint target, TimeSpan timeout, IPAddress? from = null, bool oneWay = false)
     {
         var family = target.AddressFamily;
         using var receiver = server.OpenSocket(family, SocketType.Dgram, ProtocolType.Udp);
@@ -65,6 +66,7 @@ internal static class NetProbe
                 return (null, false);
             }
         }
+        if (oneWay) return (seen, false);
         receiver.SendTo(Encoding.ASCII.GetBytes("pong"), seen);
         using var replyDeadline = new CancellationTokenSource(timeout);
         try
@@ -79,5 +81,5 @@ internal static class NetProbe
     }
 
     public static bool Pings(FirewallScratchNamespace from, IPAddress to) =>
-        from.Exec("ping", to.AddressFamily == AddressFamily.InterNetworkV6 ? "-6" : "-4", "-c", "1", "-W", "1", "-q", to.ToString()).Ok;
+        from.Exec("ping", to.AddressFamily == AddressFamily.InterNetworkV6 ? "-6" : "-4", "-c", "1", "-W", "3", "-q", to.ToString()).Ok;
 }
