@@ -41,9 +41,10 @@ for proj in tests/Ipam.Tests tests/Driver.Tests tests/Functional.Tests; do
   rc=${PIPESTATUS[0]}
   set -e
   [ "$rc" -eq 0 ] || status=1
-  line=$(grep -E '^(Passed|Failed)!' "$log" | tail -1 || true)
-  p=$(sed -nE 's/.*Passed: *([0-9]+).*/\1/p' <<<"$line"); f=$(sed -nE 's/.*Failed: *([0-9]+),.*/\1/p' <<<"$line")
-  s=$(sed -nE 's/.*Skipped: *([0-9]+).*/\1/p' <<<"$line")
+  # dotnet test's summary: "Total tests: N" then "Passed: N", "Failed: N", "Skipped: N" lines.
+  count() { grep -E "^[[:space:]]+$1: [0-9]+\$" "$log" | tail -1 | grep -oE '[0-9]+' || true; }
+  p=$(count Passed); f=$(count Failed); s=$(count Skipped)
+  line=$(grep -E '^Total tests: [0-9]+' "$log" | tail -1 || true)
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
   if [ -z "$line" ] && [ "$rc" -ne 0 ]; then failed=$((failed + 1)); fi
 done
