@@ -104,6 +104,13 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
         if (endpoints.GroupBy(e => e.EndpointId).FirstOrDefault(g => g.Count() > 1) is { } twiceEndpoint)
             throw Skein.Ipam.SkeinException.Invalid($"firewall: endpoint '{twiceEndpoint.Key}' appears in more than one record");
 
+        // Records that claim one host port twice cannot both work; recovery must not fail for it, so say so.
+        var claims = endpoints.SelectMany(PublishedPortClaims.ClaimsOf).ToList();
+        for (var i = 0; i < claims.Count; i++)
+            for (var j = i + 1; j < claims.Count; j++)
+                if (claims[i].Owner != claims[j].Owner && claims[i].Overlaps(claims[j]))
+                    Log($"firewall: conflict: host port {claims[i]} ({claims[i].Owner}) overlaps {claims[j]} ({claims[j].Owner}); the DNAT listed first wins");
+
         Transact($"reconcile {networks.Count} network(s), {endpoints.Count} endpoint(s)", ensureBase: false, (family, tables, script) =>
         {
             var wanted = networks.SelectMany(n => _rules.NetworkRules(n, family))

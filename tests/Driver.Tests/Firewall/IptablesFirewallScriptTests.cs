@@ -459,6 +459,19 @@ public sealed class IptablesFirewallScriptTests
     }
 
     [Fact]
+    public void Reconcile_with_two_records_claiming_one_host_port_programs_both_and_logs_the_conflict()
+    {
+        var log = new List<string>();
+        var iptables = new ScriptedIptables(BaseFilter, BaseNat);
+        var firewall = new IptablesFirewall(new IptablesOptions { EnableIpv6 = false, Log = log.Add }, iptables);
+
+        firewall.Reconcile([NetworkA], [EndpointE1, EndpointE1 with { EndpointId = "e2", ContainerIPv4 = IPAddress.Parse("10.201.1.3") }]);
+
+        Assert.Contains(log, l => l.Contains("conflict: host port 0.0.0.0:8080/tcp (skein:ep:e1) overlaps 0.0.0.0:8080/tcp (skein:ep:e2)"));
+        Assert.Contains("--to-destination 10.201.1.3:80", iptables.RestoreInput("iptables-restore"));
+    }
+
+    [Fact]
     public void One_endpoint_publishing_a_host_port_twice_is_a_conflict()
     {
         var (firewall, iptables) = Make();
