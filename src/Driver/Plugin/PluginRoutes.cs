@@ -71,11 +71,11 @@ public static class PluginRoutes
 
     /// <summary>A NetworkDriver body parsed, then checked for everything that needs no state.</summary>
     private static Func<byte[], string, T> Checked<T>(JsonTypeInfo<T> type, Func<T, T> check) where T : class =>
-        (body, call) => check(RequestBody.Parse(body, type, call));
+        (body, _) => check(RequestBody.Parse(body, type));
 
     /// <summary>A NetworkDriver body: parsed with the wire context, errors naming the call.</summary>
     private static Func<byte[], string, T> Strict<T>(JsonTypeInfo<T> type) where T : class =>
-        (body, call) => RequestBody.Parse(body, type, call);
+        (body, _) => RequestBody.Parse(body, type);
 
     /// <summary>Calls with no request body: answered from a constant, never failing (a stray body is ignored).</summary>
     private static void Constant<T>(WebApplication app, PluginHost host, string call, T reply, JsonTypeInfo<T> type) =>
@@ -83,7 +83,7 @@ public static class PluginRoutes
         {
             try
             {
-                await RequestBody.ReadBytesAsync(context.Request, call, host.Options.MaxBodyBytes, context.RequestAborted).ConfigureAwait(false);
+                await RequestBody.ReadBytesAsync(context.Request, host.Options.MaxBodyBytes, context.RequestAborted).ConfigureAwait(false);
             }
             catch (RequestTooLargeException)
             {
@@ -104,7 +104,7 @@ public static class PluginRoutes
             var started = Stopwatch.GetTimestamp();
             try
             {
-                var body = await RequestBody.ReadBytesAsync(context.Request, call, host.Options.MaxBodyBytes, context.RequestAborted).ConfigureAwait(false);
+                var body = await RequestBody.ReadBytesAsync(context.Request, host.Options.MaxBodyBytes, context.RequestAborted).ConfigureAwait(false);
                 var request = parse(body, call);
                 // The work is not tied to the caller's connection: a half-done change would only be repeated by the
                 // engine's retry, so it is finished even when the caller gives up.
@@ -115,7 +115,7 @@ public static class PluginRoutes
             }
             catch (Exception ex)
             {
-                var reply = ErrorFunnel.Classify(ex is BadHttpRequestException { StatusCode: 413 } ? new RequestTooLargeException($"{call}: request body is too large") : ex, call);
+                var reply = ErrorFunnel.Classify(ex is BadHttpRequestException { StatusCode: 413 } ? new RequestTooLargeException("request body is too large") : ex);
                 if (reply.IsBug)
                     log.LogError(ex, "{Call} failed with {Status}: {Error}", call, (int)reply.Status, reply.Message);
                 else

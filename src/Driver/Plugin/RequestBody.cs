@@ -15,10 +15,10 @@ public sealed class RequestTooLargeException(string message) : SkeinException(Er
 public static class RequestBody
 {
     /// <summary>The raw body, at most maxBytes long; longer bodies are refused without reading them to the end.</summary>
-    public static async Task<byte[]> ReadBytesAsync(HttpRequest request, string call, int maxBytes, CancellationToken ct)
+    public static async Task<byte[]> ReadBytesAsync(HttpRequest request, int maxBytes, CancellationToken ct)
     {
         if (request.ContentLength is long declared && declared > maxBytes)
-            throw new RequestTooLargeException($"{call}: request body of {declared} bytes is larger than the {maxBytes}-byte limit");
+            throw new RequestTooLargeException($"request body of {declared} bytes is larger than the {maxBytes}-byte limit");
         var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(maxBytes + 1, 64 * 1024));
         try
         {
@@ -37,7 +37,7 @@ public static class RequestBody
                     break;
                 length += read;
                 if (length > maxBytes)
-                    throw new RequestTooLargeException($"{call}: request body is larger than the {maxBytes}-byte limit");
+                    throw new RequestTooLargeException($"request body is larger than the {maxBytes}-byte limit");
             }
             return buffer.AsSpan(0, length).ToArray();
         }
@@ -52,12 +52,13 @@ public static class RequestBody
 
     /// <summary>
     /// Parses a body that the call needs. Empty bodies and a bare `null` are refused: after a managed plugin's
-    /// time-out the engine repeats a call with an empty body (decisions #9), and guessing would be wrong.
+    /// time-out the engine repeats a call with an empty body (decisions #9), and guessing would be wrong. Messages do
+    /// not name the call: the engine puts "NetworkDriver.CreateNetwork: " in front of every Err itself.
     /// </summary>
-    public static T Parse<T>(ReadOnlySpan<byte> body, JsonTypeInfo<T> typeInfo, string call) where T : class
+    public static T Parse<T>(ReadOnlySpan<byte> body, JsonTypeInfo<T> typeInfo) where T : class
     {
         if (IsBlank(body))
-            throw SkeinException.Invalid($"{call}: the request body is empty; this call needs a JSON object");
+            throw SkeinException.Invalid("the request body is empty; this call needs a JSON object (a call repeated after a time-out arrives without its body)");
         T? value;
         try
         {
@@ -65,9 +66,9 @@ public static class RequestBody
         }
         catch (JsonException ex)
         {
-            throw SkeinException.Invalid($"{call}: {DescribeJsonError(ex)}");
+            throw SkeinException.Invalid(DescribeJsonError(ex));
         }
-        return value ?? throw SkeinException.Invalid($"{call}: the request body is JSON null; this call needs a JSON object");
+        return value ?? throw SkeinException.Invalid("the request body is JSON null; this call needs a JSON object");
     }
 
     /// <summary>Where the body went wrong, in words that survive trimming of framework messages.</summary>

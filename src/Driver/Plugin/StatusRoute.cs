@@ -29,7 +29,7 @@ public static class StatusRoute
             }
             catch (Exception ex)
             {
-                var reply = ErrorFunnel.Classify(ex, "Skein.Status");
+                var reply = ErrorFunnel.Classify(ex);
                 await PluginRoutes.WriteAsync(context, (int)reply.Status, new ErrorResponse(reply.Message, null), PluginJsonContext.Default.ErrorResponse).ConfigureAwait(false);
             }
         });

@@ -111,7 +111,7 @@ public sealed class BadInputTests
             new("IpamDriver.RequestPool", "{\"AddressSpace\": \"LocalDefault\", \"Pool\": \"10.1.0.0/33\"}", Bad, "10.1.0.0/33"),
             new("IpamDriver.RequestPool", "{\"AddressSpace\": \"LocalDefault\", \"V6\": \"yes\"}", Bad, "V6"),
             new("IpamDriver.RequestAddress", "{\"PoolID\": \"LocalDefault/10.200.0.0/24\", \"Address\": \"\"}", NotFound, "10.200.0.0/24"),
-            new("IpamDriver.ReleasePool", "{", Bad, "ReleasePool"),
+            new("IpamDriver.ReleasePool", "{", Bad, "not valid JSON"),
             new("IpamDriver.Frobnicate", "{}", NotFound, "unknown plugin call"),
         };
 
@@ -131,6 +131,9 @@ public sealed class BadInputTests
             foreach (var mention in c.ErrMentions)
                 if (!err.Contains(mention, StringComparison.Ordinal))
                     failures.Add($"{c.Call} {shown}: Err does not mention \"{mention}\": {err}");
+            // The engine prefixes the call name itself; repeating it would show twice to the user.
+            if (err.StartsWith(c.Call + ":", StringComparison.Ordinal))
+                failures.Add($"{c.Call} {shown}: Err repeats the call name the engine already adds: {err}");
             var error = reply.Json?["Error"]?.GetValue<string>();
             if (c.Call.StartsWith("IpamDriver.", StringComparison.Ordinal) && error != err)
                 failures.Add($"{c.Call} {shown}: IPAM reply without Error = Err: {reply}");

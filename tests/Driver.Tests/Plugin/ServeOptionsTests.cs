@@ -59,28 +59,28 @@ public sealed class ServeOptionsTests
     [InlineData("{\"NetworkID\": \"a\"", "malformed JSON")]
     public void Bodies_are_parsed_strictly_with_the_call_named(string body, string mention)
     {
-        var ex = Assert.Throws<SkeinException>(() => RequestBody.Parse(Encoding.UTF8.GetBytes(body), NetworkDriverJsonContext.Default.DeleteNetworkRequest, "NetworkDriver.DeleteNetwork"));
-        Assert.StartsWith("NetworkDriver.DeleteNetwork: ", ex.Message);
+        var ex = Assert.Throws<SkeinException>(() => RequestBody.Parse(Encoding.UTF8.GetBytes(body), NetworkDriverJsonContext.Default.DeleteNetworkRequest));
+        // The engine prefixes the call name itself ("NetworkDriver.DeleteNetwork: <Err>").
+        Assert.DoesNotContain("NetworkDriver.DeleteNetwork", ex.Message);
         Assert.Contains(mention, ex.Message);
     }
 
     [Fact]
     public void The_funnel_maps_every_failure_to_a_non_200_status_with_text()
     {
-        Assert.Equal(HttpStatusCode.BadRequest, ErrorFunnel.Classify(SkeinException.Invalid("x"), "C").Status);
-        Assert.Equal(HttpStatusCode.NotFound, ErrorFunnel.Classify(SkeinException.NotFound("x"), "C").Status);
-        Assert.Equal(HttpStatusCode.Conflict, ErrorFunnel.Classify(SkeinException.Conflict("x"), "C").Status);
-        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, ErrorFunnel.Classify(new RequestTooLargeException("C: too big"), "C").Status);
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, ErrorFunnel.Classify(new StoreUnavailableException("consul down"), "C").Status);
-        var kernel = ErrorFunnel.Classify(new Skein.Driver.Netlink.NetlinkException(17, "add link skbr-1", "File exists"), "NetworkDriver.CreateNetwork");
+        Assert.Equal(HttpStatusCode.BadRequest, ErrorFunnel.Classify(SkeinException.Invalid("x")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, ErrorFunnel.Classify(SkeinException.NotFound("x")).Status);
+        Assert.Equal(HttpStatusCode.Conflict, ErrorFunnel.Classify(SkeinException.Conflict("x")).Status);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, ErrorFunnel.Classify(new RequestTooLargeException("C: too big")).Status);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ErrorFunnel.Classify(new StoreUnavailableException("consul down")).Status);
+        var kernel = ErrorFunnel.Classify(new Skein.Driver.Netlink.NetlinkException(17, "add link skbr-1", "File exists"));
         Assert.Equal(HttpStatusCode.InternalServerError, kernel.Status);
         Assert.Contains("add link skbr-1", kernel.Message);
         Assert.False(kernel.IsBug);
-        var bug = ErrorFunnel.Classify(new NullReferenceException("oops"), "C");
+        var bug = ErrorFunnel.Classify(new NullReferenceException("oops"));
         Assert.True(bug.IsBug);
         Assert.Contains("oops", bug.Message);
-        Assert.Equal("C: x", ErrorFunnel.Classify(SkeinException.Invalid("x"), "C").Message);
-        Assert.Equal("C: already prefixed", ErrorFunnel.Classify(SkeinException.Invalid("C: already prefixed"), "C").Message);
+        Assert.Equal("x", ErrorFunnel.Classify(SkeinException.Invalid("x")).Message);
     }
 
     [Fact]
