@@ -178,6 +178,19 @@ public sealed class BridgeLifecycleTests
     }
 
     [SkippableFact]
+    public async Task IPv6_disabled_on_the_host_gives_a_clear_error_and_leaves_nothing()
+    {
+        Skip.IfNot(PluginTestHost.IsSupported, PluginTestHost.SkipReason);
+        await using var host = await PluginTestHost.StartAsync();
+        host.Ns.Exec("sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1");
+        var reply = await host.CallAsync("NetworkDriver.CreateNetwork", CreateDualStackNetwork(NewId()));
+        Assert.Equal(HttpStatusCode.Conflict, reply.Status);
+        Assert.Contains("disable_ipv6", reply.Err);
+        Assert.Empty(host.SkeinLinkNames());
+        Assert.Empty(host.Runtime.Driver.Networks);
+    }
+
+    [SkippableFact]
     public async Task Published_ports_are_programmed_at_ProgramExternalConnectivity_and_removed_at_revoke()
     {
         Skip.IfNot(PluginTestHost.IsSupported, PluginTestHost.SkipReason);

@@ -115,6 +115,12 @@ public sealed class BridgeSetup(IHostKernel kernel, IFirewall firewall, ILogger 
             catch (NetlinkException ex) when (ex.IsAlreadyExists)
             {
             }
+            catch (NetlinkException ex) when (!gateway.IsIPv4 && kernel.TryReadSysctl($"net.ipv6.conf.{c.Network.BridgeName}.disable_ipv6") == "1")
+            {
+                // The kernel only says "permission denied"; the cause is a host setting skein cannot change (decisions #13).
+                throw new SkeinException(ErrorKind.Conflict,
+                    $"cannot put IPv6 gateway {gateway} on {c.Network.BridgeName}: IPv6 is disabled on new interfaces (net.ipv6.conf.default.disable_ipv6 = 1); enable IPv6 on the host or create the network without --ipv6", ex);
+            }
         }
         var index = c.BridgeIndex;
         return added.Count == 0 ? null : () =>
