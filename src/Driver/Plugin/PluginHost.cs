@@ -26,6 +26,7 @@ public sealed class PluginHost : IAsyncDisposable
 {
     /// <summary>Octal 0117: the socket is created as 0660 (owner and group read/write, nothing for others).</summary>
     private const int SocketUmask = 0x4F;
+    private static readonly SemaphoreSlim UmaskGate = new(1, 1);
 
     private readonly WebApplication _app;
     private readonly ServeOptions _options;
@@ -79,6 +80,8 @@ public sealed class PluginHost : IAsyncDisposable
         PluginRoutes.Map(app, host);
 
         // Other processes must not talk to the socket: 0660, never world-writable, from the moment it exists.
+        // umask is per process: hosts starting side by side (tests) must not restore each other's mask.
+        await UmaskGate.WaitAsync(ct).ConfigureAwait(false);
         var previousMask = Tmds.Linux.LibC.umask(SocketUmask);
         try
         {
@@ -87,6 +90,7 @@ public sealed class PluginHost : IAsyncDisposable
         finally
         {
             Tmds.Linux.LibC.umask(previousMask);
+            UmaskGate.Release();
         }
         if (!OperatingSystem.IsWindows())
             File.SetUnixFileMode(options.SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
