@@ -260,4 +260,134 @@ public sealed class EmbeddedStoreTests : IDisposable
         await using var second = await store.StartLivenessAsync(new LivenessOptions(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(5)), default);
         Assert.NotEqual(first.Id, second.Id);
     }
+
+    [Fact]
+    public async Task Concurrent_writers_share_fsyncs_and_every_acknowledged_write_survives_reopen()
+    {
+        const int writers = 64;
+        var acknowledged = new List<(string Key, long Version)>();
+        long fsyncs;
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+        {
+            var realFsync = store.LogFsync;
+            // A slow disk: while one fsync runs, the other writers append and queue behind it.
+            store.LogFsync = handle =>
+            {
+                Thread.Sleep(20);
+                realFsync(handle);
+            };
+            var results = await Task.WhenAll(Enumerable.Range(0, writers).Select(i => Task.Run(async () =>
+                (Key: $"gc/{i:d2}", Result: await store.PutAsync($"gc/{i:d2}", Bytes($"v{i}"), Precondition.Absent, false, default)))));
+            Assert.All(results, r => Assert.Equal(WriteOutcome.Applied, r.Result.Outcome));
+            acknowledged.AddRange(results.Select(r => (r.Key, r.Result.NewVersion)));
+            // Revisions stay one per transaction, each write its own.
+            Assert.Equal(Enumerable.Range(1, writers).Select(v => (long)v), acknowledged.Select(a => a.Version).Order());
+            Assert.Equal(writers, store.Revision);
+            fsyncs = store.LogFsyncCount;
+        }
+        Assert.InRange(fsyncs, 1, writers / 2);
+
+        await using var reopened = await EmbeddedStore.OpenAsync(_directory.Path);
+        foreach (var (key, version) in acknowledged)
+        {
+            var entry = await reopened.GetAsync(key, default);
+            Assert.NotNull(entry);
+            Assert.Equal(version, entry.Version);
+            Assert.Equal($"v{int.Parse(key[3..])}", Text(entry));
+        }
+    }
+
+    [Fact]
+    public async Task Concurrent_absent_puts_of_one_key_apply_once_even_before_the_first_is_durable()
+    {
+        await using var store = await EmbeddedStore.OpenAsync(_directory.Path);
+        var realFsync = store.LogFsync;
+        store.LogFsync = handle =>
+        {
+            Thread.Sleep(20);
+            realFsync(handle);
+        };
+        var results = await Task.WhenAll(Enumerable.Range(0, 32).Select(i => Task.Run(() =>
+            store.PutAsync("one/key", Bytes($"{i}"), Precondition.Absent, false, default))));
+        var winner = Assert.Single(results, r => r.Outcome == WriteOutcome.Applied);
+        Assert.All(results.Where(r => r.Outcome != WriteOutcome.Applied), r =>
+        {
+            Assert.Equal(WriteOutcome.Conflict, r.Outcome);
+            Assert.Equal(winner.NewVersion, r.Current!.Version);
+        });
+    }
+
+    [Fact]
+    public async Task A_write_is_neither_visible_nor_acknowledged_until_its_fsync_finished()
+    {
+        await using var store = await EmbeddedStore.OpenAsync(_directory.Path);
+        var realFsync = store.LogFsync;
+        var fsyncStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var releaseFsync = new ManualResetEventSlim();
+        store.LogFsync = handle =>
+        {
+            fsyncStarted.TrySetResult();
+            releaseFsync.Wait(TimeSpan.FromSeconds(30));
+            realFsync(handle);
+        };
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await using var watch = store.WatchPrefixAsync("v/", cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await watch.MoveNextAsync());
+        var put = Task.Run(() => store.PutAsync("v/k", Bytes("x"), Precondition.Absent, false, default));
+        await fsyncStarted.Task.WaitAsync(cts.Token);
+        // A second writer conflicting with the pending write must not learn of it before it is durable either.
+        var conflicting = Task.Run(() => store.PutAsync("v/k", Bytes("y"), Precondition.Absent, false, default));
+        var nextUpdate = watch.MoveNextAsync().AsTask();
+
+        await Task.Delay(100);
+        Assert.False(put.IsCompleted, "acknowledged before its fsync finished");
+        Assert.False(conflicting.IsCompleted, "a conflict revealed a write that was not yet durable");
+        Assert.False(nextUpdate.IsCompleted, "a watcher saw a write that was not yet durable");
+        Assert.Null(await store.GetAsync("v/k", default));
+        Assert.Empty((await store.ListAsync("v/", false, default)).Entries);
+        Assert.Equal(0, store.Revision);
+
+        releaseFsync.Set();
+        var written = await put;
+        Assert.Equal(WriteOutcome.Applied, written.Outcome);
+        Assert.Equal("x", Text(await store.GetAsync("v/k", default)));
+        Assert.Equal(WriteOutcome.Conflict, (await conflicting).Outcome);
+        Assert.True(await nextUpdate);
+        Assert.Equal("v/k", Assert.IsType<WatchUpdate.Upsert>(watch.Current).Entry.Key);
+    }
+
+    [Fact]
+    public async Task A_write_whose_fsync_fails_is_not_acknowledged_not_visible_and_not_replayed()
+    {
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+        {
+            await store.PutAsync("f/before", Bytes("kept"), Precondition.Absent, false, default);
+            var realFsync = store.LogFsync;
+            store.LogFsync = _ => throw new IOException("injected: disk gone");
+
+            var error = await Assert.ThrowsAsync<StoreUnavailableException>(() =>
+                store.PutAsync("f/lost", Bytes("lost"), Precondition.Absent, false, default));
+            Assert.Contains("fsync failed", error.Message);
+            Assert.Contains("injected: disk gone", error.Message);
+            Assert.Contains(_directory.Path, error.Message);
+            Assert.Null(await store.GetAsync("f/lost", default));
+            Assert.Equal(1, store.Revision);
+
+            // The store recovers once the disk does; the failed write left nothing behind (Absent holds again).
+            store.LogFsync = realFsync;
+            var after = await store.PutAsync("f/lost", Bytes("second try"), Precondition.Absent, false, default);
+            Assert.Equal(WriteOutcome.Applied, after.Outcome);
+            Assert.Equal(2, after.NewVersion);
+            store.LogFsync = _ => throw new IOException("injected again");
+            await Assert.ThrowsAsync<StoreUnavailableException>(() =>
+                store.PutAsync("f/never", Bytes("never"), Precondition.None, false, default));
+            store.LogFsync = realFsync;
+        }
+
+        await using var reopened = await EmbeddedStore.OpenAsync(_directory.Path);
+        Assert.Equal("kept", Text(await reopened.GetAsync("f/before", default)));
+        Assert.Equal("second try", Text(await reopened.GetAsync("f/lost", default)));
+        Assert.Null(await reopened.GetAsync("f/never", default));
+        Assert.Equal(2, reopened.Revision);
+    }
 }

@@ -14,7 +14,8 @@ internal sealed record CommittedTxn(long Revision, IReadOnlyList<Mutation> Mutat
 
 /// <summary>
 /// The embedded store's two files.
-/// <c>log</c>: committed transactions, appended and fsynced one by one; each record is
+/// <c>log</c>: committed transactions, appended in revision order and fsynced in groups (one fsync
+/// covers every record appended before it started; no write is acknowledged before that); each record is
 /// [u32 payload length][u32 CRC-32C of payload][payload], so a write torn by a crash is recognised
 /// on open and cut off. <c>snapshot</c>: the full persistent state at one revision, written to a
 /// temporary name, fsynced, renamed and the directory fsynced (decisions #21). Replay loads the
@@ -66,8 +67,9 @@ internal static class EmbeddedFiles
 
     /// <summary>
     /// Reads every intact record from the start of the log. Stops at the first incomplete or
-    /// checksum-failing record and reports the length of the intact part: records are fsynced one
-    /// at a time, so only the last one can be torn by a crash.
+    /// checksum-failing record and reports the length of the intact part. Every acknowledged record
+    /// lies before the end of the last successful fsync, so a crash can damage only records that were
+    /// never acknowledged, all at the tail; dropping everything from the first bad record on loses none.
     /// </summary>
     public static List<CommittedTxn> ReadLog(Stream log, out long intactLength)
     {

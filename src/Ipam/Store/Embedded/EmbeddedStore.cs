@@ -1,14 +1,32 @@
 using System.Runtime.CompilerServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Skein.Ipam.Store.Embedded;
 
 /// <summary>
 /// The single-host store (cluster-store §4.14): an in-memory ordered map with one revision counter,
-/// made durable by an append-only log of committed transactions (one fsync per commit, cost
-/// proportional to the transaction, not to the state) that is compacted into an atomically
+/// made durable by an append-only log of committed transactions (cost proportional to the
+/// transaction, not to the state; concurrent commits share one fsync) that is compacted into an atomically
 /// replaced snapshot when it grows. One process at a time: an exclusive flock on <c>lock</c>.
 /// Ephemeral keys live as long as this process's liveness; after a crash and reopen they are gone,
 /// exactly like keys of an expired Consul session.
+/// <para>
+/// Group commit. A write runs in two phases. (1) Under <c>_writeGate</c>, one writer at a time: check its
+/// preconditions against the latest state (durable state plus the writes appended before it but not yet
+/// fsynced, <c>_pendingByKey</c>), take the next revision, append its record to the log (no fsync) and queue
+/// it in <c>_unflushed</c>. (2) Outside that gate: wait for an fsync that started after the append. Writers
+/// queue on <c>_flushGate</c>; whoever holds it fsyncs once for every record queued so far, then applies
+/// those records, in revision order, to the state readers see, publishes them to watchers and completes their
+/// writers. Meanwhile later writers keep appending, so the next fsync covers them all.
+/// </para>
+/// <para>
+/// Why reads stay safe: readers (Get, List, Revision, watches, snapshots for compaction) see only
+/// <c>_entries</c>/<c>_revision</c>, which change only after the fsync covering the change succeeded, so
+/// nothing a reader observes can be lost by a crash. Writers must see pending writes too (else two
+/// Absent puts of one key would both apply), and a writer's result can reveal them: a Conflict carries the
+/// pending entry, a check-only or no-op commit succeeds because of it. Such a result is therefore also
+/// returned only after the last record it may depend on is durable, and fails if that record's fsync fails.
+/// </para>
 /// </summary>
 public sealed class EmbeddedStore : IClusterStore
 {
@@ -18,11 +36,17 @@ public sealed class EmbeddedStore : IClusterStore
     private readonly FileStream _lockFile;
     private readonly FileStream _log;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly SemaphoreSlim _flushGate = new(1, 1);
     private readonly Lock _stateGate = new();
     private readonly Dictionary<string, KvEntry> _entries = new(StringComparer.Ordinal);
     private readonly SortedSet<string> _orderedKeys = new(StringComparer.Ordinal);
     private readonly List<EmbeddedWatcher> _watchers = [];
     private long _revision;
+    // Guarded by _stateGate; changed only under _writeGate (append) or _flushGate (durable/failed).
+    private readonly List<PendingRecord> _unflushed = [];
+    private readonly Dictionary<string, PendingWrite> _pendingByKey = new(StringComparer.Ordinal);
+    private long _appendedRevision;
+    private long _logFsyncs;
     private long _snapshotBytes;
     private EmbeddedLiveness? _liveness;
     private bool _disposed;
@@ -36,6 +60,25 @@ public sealed class EmbeddedStore : IClusterStore
     }
 
     public StoreLimits Limits { get; } = StoreLimits.Default;
+
+    /// <summary>The fsync that makes appended log records durable; tests replace it to inject failures or delays.</summary>
+    internal Action<SafeFileHandle> LogFsync { get; set; } = NativeFile.FsyncFile;
+
+    /// <summary>How many group-commit fsyncs succeeded (recovery and compaction not counted).</summary>
+    internal long LogFsyncCount => Interlocked.Read(ref _logFsyncs);
+
+    /// <summary>A record appended to the log and waiting for the fsync that makes it durable.</summary>
+    private sealed class PendingRecord(long revision, List<Mutation> mutations, long logOffset)
+    {
+        public long Revision { get; } = revision;
+        public List<Mutation> Mutations { get; } = mutations;
+        /// <summary>Where the record starts: the log is cut back to here if its fsync fails.</summary>
+        public long LogOffset { get; } = logOffset;
+        public TaskCompletionSource Durable { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>The newest not-yet-durable write of one key: Entry null for a delete.</summary>
+    private readonly record struct PendingWrite(KvEntry? Entry, long Revision);
 
     /// <summary>The directory holding lock, snapshot and log.</summary>
     public string Directory => _directory;
@@ -158,6 +201,7 @@ public sealed class EmbeddedStore : IClusterStore
         if (_log.Length > 0 || snapshotRevision != _revision)
             Compact();
         _log.Position = _log.Length;
+        _appendedRevision = _revision;
     }
 
     public Task<KvEntry?> GetAsync(string key, CancellationToken ct)
@@ -218,6 +262,9 @@ public sealed class EmbeddedStore : IClusterStore
     private async Task<Attempt> CommitCoreAsync(IReadOnlyList<TxnOp> ops, CancellationToken ct, bool absentDeleteFails = false)
     {
         StoreRequestValidator.ValidateTxn(ops, Limits);
+        Attempt attempt;
+        PendingRecord? appended = null;
+        PendingRecord? dependsOn = null;
         await _writeGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -227,52 +274,69 @@ public sealed class EmbeddedStore : IClusterStore
             if (ops.Any(op => op is TxnOp.Put { Ephemeral: true }) && _liveness is null)
                 throw new LivenessLostException("ephemeral write to the embedded store without a started liveness (call StartLivenessAsync first)");
 
-            // Only this writer mutates the maps, so reading them here without the state lock is safe.
-            for (var i = 0; i < ops.Count; i++)
-            {
-                var (key, pre) = StoreRequestValidator.KeyAndPrecondition(ops[i]);
-                var current = _entries.GetValueOrDefault(key);
-                var holds = Holds(pre, current) && !(absentDeleteFails && ops[i] is TxnOp.Delete && current is null);
-                if (!holds)
-                    return new Attempt(false, i, new long[ops.Count], current);
-            }
-
-            var revision = _revision + 1;
-            var versions = new long[ops.Count];
-            var mutations = new List<Mutation>(ops.Count);
-            for (var i = 0; i < ops.Count; i++)
-            {
-                switch (ops[i])
-                {
-                    case TxnOp.Put put:
-                        var createVersion = _entries.TryGetValue(put.Key, out var existing) ? existing.CreateVersion : revision;
-                        mutations.Add(new Mutation.Put(new KvEntry(put.Key, put.Value.ToArray(), revision, createVersion, put.Ephemeral)));
-                        versions[i] = revision;
-                        break;
-                    case TxnOp.Delete delete when _entries.ContainsKey(delete.Key):
-                        mutations.Add(new Mutation.Delete(delete.Key));
-                        break;
-                }
-            }
-            if (mutations.Count == 0)
-                return new Attempt(true, -1, versions, null); // checks only, or deletes of absent keys: nothing to record
-
-            AppendToLog(new CommittedTxn(revision, mutations));
+            List<Mutation>? mutations = null;
+            long revision;
             lock (_stateGate)
             {
-                foreach (var mutation in mutations)
-                    ApplyMutation(mutation);
-                _revision = revision;
-                Publish(mutations, revision);
+                (attempt, mutations, revision) = Evaluate(ops, absentDeleteFails);
+                if (mutations is null)
+                    dependsOn = _unflushed.Count > 0 ? _unflushed[^1] : null;
             }
-            CompactIfLogIsLarge();
-            return new Attempt(true, -1, versions, null);
+            if (mutations is not null)
+                appended = Append(revision, mutations);
         }
         finally
         {
             _writeGate.Release();
         }
+        // Not cancellable from here on: once appended, the fsync alone decides the outcome.
+        if (appended is not null)
+            await AwaitDurableAsync(appended).ConfigureAwait(false);
+        else if (dependsOn is not null)
+            await AwaitDependencyAsync(dependsOn).ConfigureAwait(false);
+        return attempt;
     }
+
+    /// <summary>
+    /// Checks preconditions against the latest state (pending writes included) and builds the mutations;
+    /// mutations null when nothing is to be recorded (a failed precondition, checks only, deletes of absent keys).
+    /// Caller holds the write gate and the state lock.
+    /// </summary>
+    private (Attempt Attempt, List<Mutation>? Mutations, long Revision) Evaluate(IReadOnlyList<TxnOp> ops, bool absentDeleteFails)
+    {
+        for (var i = 0; i < ops.Count; i++)
+        {
+            var (key, pre) = StoreRequestValidator.KeyAndPrecondition(ops[i]);
+            var current = Latest(key);
+            var holds = Holds(pre, current) && !(absentDeleteFails && ops[i] is TxnOp.Delete && current is null);
+            if (!holds)
+                return (new Attempt(false, i, new long[ops.Count], current), null, 0);
+        }
+
+        var revision = _appendedRevision + 1;
+        var versions = new long[ops.Count];
+        var mutations = new List<Mutation>(ops.Count);
+        for (var i = 0; i < ops.Count; i++)
+        {
+            switch (ops[i])
+            {
+                case TxnOp.Put put:
+                    var createVersion = Latest(put.Key)?.CreateVersion ?? revision;
+                    mutations.Add(new Mutation.Put(new KvEntry(put.Key, put.Value.ToArray(), revision, createVersion, put.Ephemeral)));
+                    versions[i] = revision;
+                    break;
+                case TxnOp.Delete delete when Latest(delete.Key) is not null:
+                    mutations.Add(new Mutation.Delete(delete.Key));
+                    break;
+            }
+        }
+        var attempt = new Attempt(true, -1, versions, null);
+        return mutations.Count == 0 ? (attempt, null, 0) : (attempt, mutations, revision);
+    }
+
+    /// <summary>The key as writers see it: its newest pending write, else its durable entry. Caller holds the state lock.</summary>
+    private KvEntry? Latest(string key) =>
+        _pendingByKey.TryGetValue(key, out var pending) ? pending.Entry : _entries.GetValueOrDefault(key);
 
     private static bool Holds(Precondition pre, KvEntry? current) => pre switch
     {
@@ -282,22 +346,22 @@ public sealed class EmbeddedStore : IClusterStore
         _ => throw new StoreRejectedException($"unknown precondition {pre.GetType().Name}"),
     };
 
-    private void AppendToLog(CommittedTxn txn)
+    /// <summary>Appends a record without fsync and queues it for the next group fsync. Caller holds the write gate.</summary>
+    private PendingRecord Append(long revision, List<Mutation> mutations)
     {
-        var record = EmbeddedFiles.EncodeRecord(txn);
+        var record = EmbeddedFiles.EncodeRecord(new CommittedTxn(revision, mutations));
         var start = _log.Length;
         try
         {
             _log.Position = start;
             _log.Write(record);
-            _log.Flush(flushToDisk: true);
         }
         catch (IOException e)
         {
             try
             {
                 _log.SetLength(start); // never leave a half record in front of later ones
-                _log.Flush(flushToDisk: true);
+                _log.Position = start;
             }
             catch (IOException)
             {
@@ -305,23 +369,170 @@ public sealed class EmbeddedStore : IClusterStore
             }
             throw new StoreUnavailableException($"embedded store '{_directory}' could not write its log: {e.Message}", e);
         }
+        var pending = new PendingRecord(revision, mutations, start);
+        lock (_stateGate)
+        {
+            _unflushed.Add(pending);
+            foreach (var mutation in mutations)
+                _pendingByKey[mutation.Key] = new PendingWrite((mutation as Mutation.Put)?.Entry, revision);
+            _appendedRevision = revision;
+        }
+        return pending;
     }
 
-    private void CompactIfLogIsLarge()
+    /// <summary>Returns once the record is durable and visible; throws if its fsync failed (it is then neither).</summary>
+    private async Task AwaitDurableAsync(PendingRecord record)
     {
-        if (_log.Length < Math.Max(MinCompactionLogBytes, 2 * _snapshotBytes))
+        if (!record.Durable.Task.IsCompleted)
+        {
+            await _flushGate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                // Whoever held the gate before may have fsynced this record already.
+                if (!record.Durable.Task.IsCompleted)
+                    await FlushUnflushedAsync(holdingWriteGate: false).ConfigureAwait(false);
+            }
+            finally
+            {
+                _flushGate.Release();
+            }
+        }
+        await record.Durable.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>For a result computed from pending state that it does not write itself (see the class comment).</summary>
+    private async Task AwaitDependencyAsync(PendingRecord record)
+    {
+        try
+        {
+            await AwaitDurableAsync(record).ConfigureAwait(false);
+        }
+        catch (StoreUnavailableException e)
+        {
+            throw new StoreUnavailableException($"embedded store '{_directory}': the state this request was evaluated against could not be made durable; retry it ({e.Message})", e);
+        }
+    }
+
+    /// <summary>
+    /// One fsync for every record appended so far, then makes them visible in revision order and acknowledges
+    /// them; on failure none of them is acknowledged or visible. Caller holds the flush gate.
+    /// </summary>
+    private async Task FlushUnflushedAsync(bool holdingWriteGate)
+    {
+        PendingRecord[] batch;
+        lock (_stateGate)
+            batch = [.. _unflushed];
+        if (batch.Length == 0)
             return;
         try
         {
+            // Records appended after this point are not counted as covered, even if the fsync happens to write them.
+            LogFsync(_log.SafeFileHandle);
+        }
+        catch (Exception e)
+        {
+            await FailUnflushedAsync(e, holdingWriteGate).ConfigureAwait(false);
+            return;
+        }
+        Interlocked.Increment(ref _logFsyncs);
+
+        lock (_stateGate)
+        {
+            _unflushed.RemoveRange(0, batch.Length);
+            foreach (var record in batch)
+            {
+                foreach (var mutation in record.Mutations)
+                    ApplyMutation(mutation);
+                _revision = record.Revision;
+                Publish(record.Mutations, record.Revision);
+            }
+            foreach (var record in batch)
+            {
+                foreach (var mutation in record.Mutations)
+                {
+                    // A later pending write of the same key stays: writers must still see it.
+                    if (_pendingByKey.TryGetValue(mutation.Key, out var pending) && pending.Revision <= _revision)
+                        _pendingByKey.Remove(mutation.Key);
+                }
+            }
+        }
+        foreach (var record in batch)
+            record.Durable.TrySetResult();
+
+        if (RandomAccess.GetLength(_log.SafeFileHandle) >= Math.Max(MinCompactionLogBytes, 2 * _snapshotBytes))
+            await CompactWhenNothingIsPendingAsync(holdingWriteGate).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// After a failed fsync: cuts every unflushed record (the failed batch and any appended since, which may
+    /// rest on it) from the log and fails their writers. The durable state never included them.
+    /// </summary>
+    private async Task FailUnflushedAsync(Exception fsyncError, bool holdingWriteGate)
+    {
+        if (!holdingWriteGate)
+            await _writeGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            PendingRecord[] failed;
+            lock (_stateGate)
+            {
+                failed = [.. _unflushed];
+                _unflushed.Clear();
+                _pendingByKey.Clear();
+                _appendedRevision = _revision;
+            }
+            try
+            {
+                _log.SetLength(failed[0].LogOffset);
+                _log.Flush(flushToDisk: true);
+                _log.Position = failed[0].LogOffset;
+            }
+            catch (IOException e)
+            {
+                _brokenReason = $"embedded store '{_directory}' could not cut unacknowledged records from its log after a failed fsync ({e.Message}); reopen it to recover";
+            }
+            foreach (var record in failed)
+            {
+                record.Durable.TrySetException(new StoreUnavailableException(
+                    $"embedded store '{_directory}' could not make its log durable (fsync failed: {fsyncError.Message}); the write at revision {record.Revision} was not applied", fsyncError));
+            }
+        }
+        finally
+        {
+            if (!holdingWriteGate)
+                _writeGate.Release();
+        }
+    }
+
+    private async Task CompactWhenNothingIsPendingAsync(bool holdingWriteGate)
+    {
+        if (!holdingWriteGate)
+            await _writeGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            lock (_stateGate)
+            {
+                // Compaction truncates the log: records still waiting for their fsync must not be in it.
+                if (_unflushed.Count > 0 || _disposed)
+                    return;
+            }
             Compact();
         }
         catch (IOException)
         {
-            // The log still holds every committed change; compaction is retried after the next commit.
+            // The log still holds every committed change; compaction is retried after the next flush.
+        }
+        finally
+        {
+            if (!holdingWriteGate)
+                _writeGate.Release();
         }
     }
 
-    /// <summary>Writes the persistent state as a new snapshot, then empties the log. Caller holds the write gate (or is opening).</summary>
+    /// <summary>
+    /// Writes the persistent state as a new snapshot, then empties the log. Caller holds the write gate with
+    /// no unflushed record (or is opening).
+    /// </summary>
     private void Compact()
     {
         List<KvEntry> persistent;
@@ -446,6 +657,7 @@ public sealed class EmbeddedStore : IClusterStore
     /// <summary>Ends a liveness: its ephemeral keys go away in one commit, as when a Consul session is destroyed.</summary>
     internal async Task EndLivenessAsync(EmbeddedLiveness liveness)
     {
+        PendingRecord? appended = null;
         await _writeGate.WaitAsync().ConfigureAwait(false);
         try
         {
@@ -454,23 +666,24 @@ public sealed class EmbeddedStore : IClusterStore
             _liveness = null;
             if (_disposed)
                 return;
-            var ephemeral = _entries.Values.Where(e => e.Ephemeral).Select(e => (Mutation)new Mutation.Delete(e.Key)).ToList();
-            if (ephemeral.Count == 0)
-                return;
-            var revision = _revision + 1;
-            AppendToLog(new CommittedTxn(revision, ephemeral));
+            List<Mutation> ephemeral;
+            long revision;
             lock (_stateGate)
             {
-                foreach (var mutation in ephemeral)
-                    ApplyMutation(mutation);
-                _revision = revision;
-                Publish(ephemeral, revision);
+                ephemeral = _entries.Keys.Concat(_pendingByKey.Keys).Distinct()
+                    .Where(key => Latest(key)?.Ephemeral == true)
+                    .Select(key => (Mutation)new Mutation.Delete(key)).ToList();
+                revision = _appendedRevision + 1;
             }
+            if (ephemeral.Count == 0)
+                return;
+            appended = Append(revision, ephemeral);
         }
         finally
         {
             _writeGate.Release();
         }
+        await AwaitDurableAsync(appended).ConfigureAwait(false);
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
@@ -481,23 +694,37 @@ public sealed class EmbeddedStore : IClusterStore
     /// </summary>
     public async ValueTask DisposeAsync()
     {
-        await _writeGate.WaitAsync().ConfigureAwait(false);
+        // Gate order everywhere: flush gate, then write gate.
+        await _flushGate.WaitAsync().ConfigureAwait(false);
         try
         {
-            lock (_stateGate)
+            await _writeGate.WaitAsync().ConfigureAwait(false);
+            try
             {
-                if (_disposed)
-                    return;
-                _disposed = true;
-                foreach (var watcher in _watchers)
-                    watcher.Close();
+                lock (_stateGate)
+                {
+                    if (_disposed)
+                        return;
+                }
+                // Every appended write gets its fsync (or its failure) before the log closes.
+                await FlushUnflushedAsync(holdingWriteGate: true).ConfigureAwait(false);
+                lock (_stateGate)
+                {
+                    _disposed = true;
+                    foreach (var watcher in _watchers)
+                        watcher.Close();
+                }
+                await _log.DisposeAsync().ConfigureAwait(false);
+                await _lockFile.DisposeAsync().ConfigureAwait(false); // closing the descriptor drops the flock
             }
-            await _log.DisposeAsync().ConfigureAwait(false);
-            await _lockFile.DisposeAsync().ConfigureAwait(false); // closing the descriptor drops the flock
+            finally
+            {
+                _writeGate.Release();
+            }
         }
         finally
         {
-            _writeGate.Release();
+            _flushGate.Release();
         }
     }
 }

@@ -27,6 +27,9 @@ internal static partial class NativeFile
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);
 
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int FsyncHandle(SafeFileHandle fd);
+
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
 
@@ -43,6 +46,20 @@ internal static partial class NativeFile
             if (errno == ErrnoWouldBlock)
                 return false;
             throw new IOException($"flock failed with errno {errno} ({Marshal.GetPInvokeErrorMessage(errno)})");
+        }
+    }
+
+    /// <summary>
+    /// fsync of an open file, callable while another thread appends to it (FileStream.Flush is not
+    /// documented as safe against a concurrent Write; the system call is).
+    /// </summary>
+    public static void FsyncFile(SafeFileHandle handle)
+    {
+        while (FsyncHandle(handle) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != ErrnoInterrupted)
+                throw new IOException($"fsync failed: errno {errno} ({Marshal.GetPInvokeErrorMessage(errno)})");
         }
     }
 
