@@ -32,9 +32,13 @@ public sealed partial class BridgeDriver
         EnsureBridge(network);
         _veths.Apply(endpoint, network);
 
-        var joined = endpoint with { Joined = true, PortMappings = ports ?? endpoint.PortMappings };
-        if (joined != endpoint)
+        // A repeated Join (retry, rollback) writes nothing when nothing changed; once published, the recorded
+        // mappings are the resolved ones in the firewall and stay until revoked.
+        if (endpoint.ExternallyConnected)
+            ports = null;
+        if (!endpoint.Joined || ports is not null && !ports.SequenceEqual(endpoint.PortMappings))
         {
+            var joined = endpoint with { Joined = true, PortMappings = ports ?? endpoint.PortMappings };
             await _state.PutEndpointAsync(joined, ct).ConfigureAwait(false);
             _endpoints[endpointId] = joined;
         }

@@ -240,6 +240,11 @@ public sealed class BridgeLifecycleTests
         Assert.Contains($"--dport {chosen}", host.FirewallRules());
         await host.CallOkAsync("NetworkDriver.ProgramExternalConnectivity", ProgramExternalConnectivity(net, ep, dynamic));
         Assert.Equal(chosen, host.Runtime.Driver.Endpoints.Single().PortMappings.Single().HostPort);
+        // A repeated Join must not replace the resolved port with the request's 0 (the reconciler programs records).
+        await host.CallOkAsync("NetworkDriver.Join", Join(net, ep, dynamic));
+        Assert.Equal(chosen, host.Runtime.Driver.Endpoints.Single().PortMappings.Single().HostPort);
+        await host.Runtime.Driver.ReconcileAsync(CancellationToken.None);
+        Assert.Contains($"--dport {chosen}", host.FirewallRules());
     }
 
     private static string KindOf(PluginTestHost host, string link) =>
