@@ -323,7 +323,7 @@ public sealed class EmbeddedStoreTests : IDisposable
         await using var store = await EmbeddedStore.OpenAsync(_directory.Path);
         var realFsync = store.LogFsync;
         var fsyncStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var releaseFsync = new ManualResetEventSlim();
+        using var releaseFsync = new ManualResetEventSlim();
         store.LogFsync = handle =>
         {
             fsyncStarted.TrySetResult();
@@ -334,20 +334,27 @@ public sealed class EmbeddedStoreTests : IDisposable
         await using var watch = store.WatchPrefixAsync("v/", cts.Token).GetAsyncEnumerator(cts.Token);
         Assert.True(await watch.MoveNextAsync());
         var put = Task.Run(() => store.PutAsync("v/k", Bytes("x"), Precondition.Absent, false, default));
-        await fsyncStarted.Task.WaitAsync(cts.Token);
-        // A second writer conflicting with the pending write must not learn of it before it is durable either.
-        var conflicting = Task.Run(() => store.PutAsync("v/k", Bytes("y"), Precondition.Absent, false, default));
-        var nextUpdate = watch.MoveNextAsync().AsTask();
+        Task<WriteResult> conflicting;
+        Task<bool> nextUpdate;
+        try
+        {
+            await fsyncStarted.Task.WaitAsync(cts.Token);
+            // A second writer conflicting with the pending write must not learn of it before it is durable either.
+            conflicting = Task.Run(() => store.PutAsync("v/k", Bytes("y"), Precondition.Absent, false, default));
+            nextUpdate = watch.MoveNextAsync().AsTask();
 
-        await Task.Delay(100);
-        Assert.False(put.IsCompleted, "acknowledged before its fsync finished");
-        Assert.False(conflicting.IsCompleted, "a conflict revealed a write that was not yet durable");
-        Assert.False(nextUpdate.IsCompleted, "a watcher saw a write that was not yet durable");
-        Assert.Null(await store.GetAsync("v/k", default));
-        Assert.Empty((await store.ListAsync("v/", false, default)).Entries);
-        Assert.Equal(0, store.Revision);
-
-        releaseFsync.Set();
+            await Task.Delay(100);
+            Assert.False(put.IsCompleted, "acknowledged before its fsync finished");
+            Assert.False(conflicting.IsCompleted, "a conflict revealed a write that was not yet durable");
+            Assert.False(nextUpdate.IsCompleted, "a watcher saw a write that was not yet durable");
+            Assert.Null(await store.GetAsync("v/k", default));
+            Assert.Empty((await store.ListAsync("v/", false, default)).Entries);
+            Assert.Equal(0, store.Revision);
+        }
+        finally
+        {
+            releaseFsync.Set(); // also when an assertion failed, so the test ends instead of hanging
+        }
         var written = await put;
         Assert.Equal(WriteOutcome.Applied, written.Outcome);
         Assert.Equal("x", Text(await store.GetAsync("v/k", default)));
@@ -389,5 +396,59 @@ public sealed class EmbeddedStoreTests : IDisposable
         Assert.Equal("second try", Text(await reopened.GetAsync("f/lost", default)));
         Assert.Null(await reopened.GetAsync("f/never", default));
         Assert.Equal(2, reopened.Revision);
+    }
+
+    [Fact]
+    public async Task When_a_shared_fsync_fails_only_the_writes_it_acknowledged_exist_before_and_after_reopen()
+    {
+        const int writers = 48;
+        var outcomes = new List<(string Key, WriteResult? Result)>();
+        await using (var store = await EmbeddedStore.OpenAsync(_directory.Path))
+        {
+            var realFsync = store.LogFsync;
+            var calls = 0;
+            store.LogFsync = handle =>
+            {
+                Thread.Sleep(20);
+                if (Interlocked.Increment(ref calls) == 1)
+                    throw new IOException("injected: first group fails");
+                realFsync(handle);
+            };
+            Task<(string, WriteResult?)[]> Wave(string name) => Task.WhenAll(Enumerable.Range(0, writers).Select(i => Task.Run(async () =>
+            {
+                var key = $"{name}/{i:d2}";
+                try
+                {
+                    return (key, (WriteResult?)await store.PutAsync(key, Bytes(key), Precondition.Absent, false, default));
+                }
+                catch (StoreUnavailableException e) when (e.Message.Contains("injected: first group fails"))
+                {
+                    return (key, null);
+                }
+            })));
+            // Wave one meets the failing fsync: its first group fails with every write appended behind it;
+            // writes appended after the failure was handled may still succeed. Wave two finds a healthy disk.
+            var first = await Wave("one");
+            var second = await Wave("two");
+            Assert.Contains(first, o => o.Item2 is null);
+            Assert.All(second, o => Assert.NotNull(o.Item2));
+            outcomes.AddRange(first);
+            outcomes.AddRange(second);
+
+            var applied = outcomes.Where(o => o.Result is not null).ToList();
+            Assert.All(applied, o => Assert.Equal(WriteOutcome.Applied, o.Result!.Outcome));
+            // Failed writes gave their revisions back: the acknowledged ones are numbered without gaps.
+            Assert.Equal(Enumerable.Range(1, applied.Count).Select(v => (long)v), applied.Select(o => o.Result!.NewVersion).Order());
+            foreach (var (key, result) in outcomes)
+                Assert.Equal(result is null ? "<absent>" : key, Text(await store.GetAsync(key, default)));
+        }
+
+        await using var reopened = await EmbeddedStore.OpenAsync(_directory.Path);
+        foreach (var (key, result) in outcomes)
+        {
+            var entry = await reopened.GetAsync(key, default);
+            Assert.Equal(result is null ? "<absent>" : key, Text(entry));
+            Assert.Equal(result?.NewVersion, entry?.Version);
+        }
     }
 }
