@@ -8,7 +8,7 @@ public static class Program
         usage: skein COMMAND [options]
           serve   [--socket PATH] [--state-dir DIR] [--store URL] [--netns PATH]
                   run the Docker network and IPAM plugin (env: SKEIN_SOCKET, SKEIN_STATE_DIR, SKEIN_STORE, SKEIN_NETNS)
-          status  [--socket PATH] [--json]   networks and endpoints of the running plugin
+          status  [--socket PATH] [--state-dir DIR] [--json]  networks and endpoints (from the store when stopped)
           doctor  [--netns PATH]             host settings skein depends on
           replay  TRACE.jsonl [--socket PATH] replay a recorded Docker trace against a running plugin
         """;

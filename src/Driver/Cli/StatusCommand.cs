@@ -3,24 +3,32 @@ using Skein.Driver.Plugin;
 
 namespace Skein.Driver.Cli;
 
-/// <summary>`skein status [--socket PATH] [--json]`: networks and endpoints as the running plugin holds them.</summary>
+/// <summary>
+/// `skein status [--socket PATH] [--state-dir DIR] [--json]`: networks and endpoints as the running plugin holds
+/// them; when no plugin answers, read from the state directory's embedded store instead (its lock is free then).
+/// </summary>
 public static class StatusCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
         var socket = Environment.GetEnvironmentVariable("SKEIN_SOCKET") is { Length: > 0 } env ? env : ServeOptions.DefaultSocket;
         var json = false;
+        var stateDir = Environment.GetEnvironmentVariable("SKEIN_STATE_DIR") is { Length: > 0 } dir ? dir : ServeOptions.DefaultStateDir;
         for (var i = 0; i < args.Length; i++)
         {
             if (args[i] == "--socket" && i + 1 < args.Length)
                 socket = args[++i];
             else if (args[i].StartsWith("--socket=", StringComparison.Ordinal))
                 socket = args[i]["--socket=".Length..];
+            else if (args[i] == "--state-dir" && i + 1 < args.Length)
+                stateDir = args[++i];
+            else if (args[i].StartsWith("--state-dir=", StringComparison.Ordinal))
+                stateDir = args[i]["--state-dir=".Length..];
             else if (args[i] == "--json")
                 json = true;
             else
             {
-                await error.WriteLineAsync($"skein status: unknown argument '{args[i]}' (known: --socket PATH, --json)").ConfigureAwait(false);
+                await error.WriteLineAsync($"skein status: unknown argument '{args[i]}' (known: --socket PATH, --state-dir DIR, --json)").ConfigureAwait(false);
                 return 2;
             }
         }
@@ -33,8 +41,14 @@ public static class StatusCommand
         }
         catch (HttpRequestException ex)
         {
-            await error.WriteLineAsync($"skein status: no skein answers on {socket}: {ex.Message}").ConfigureAwait(false);
-            return 1;
+            var offline = await ReadStoreAsync(stateDir).ConfigureAwait(false);
+            if (offline is null)
+            {
+                await error.WriteLineAsync($"skein status: no skein answers on {socket} ({ex.Message}) and {stateDir} holds no readable state").ConfigureAwait(false);
+                return 1;
+            }
+            await error.WriteLineAsync($"skein status: no skein answers on {socket}; showing the records in {stateDir}").ConfigureAwait(false);
+            return await PrintAsync(offline, json, output).ConfigureAwait(false);
         }
         var body = await response.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
@@ -43,12 +57,42 @@ public static class StatusCommand
             await error.WriteLineAsync($"skein status: {err?.Err ?? response.StatusCode.ToString()}").ConfigureAwait(false);
             return 1;
         }
+        return await PrintAsync(JsonSerializer.Deserialize(body, StatusJsonContext.Default.StatusReport)!, json, output).ConfigureAwait(false);
+    }
+
+    /// <summary>The driver's records straight from the embedded store; null when there is none or it is in use.</summary>
+    private static async Task<StatusReport?> ReadStoreAsync(string stateDir)
+    {
+        // With Consul or etcd the host-local records live in <state-dir>/local; with the embedded store, in store/.
+        foreach (var sub in new[] { "local", "store" })
+        {
+            var directory = Path.Combine(stateDir, sub);
+            if (!Directory.Exists(directory))
+                continue;
+            try
+            {
+                await using var store = await Skein.Ipam.Store.Embedded.EmbeddedStore.OpenAsync(directory).ConfigureAwait(false);
+                var (networks, endpoints) = await new Network.State.DriverStateStore(store).LoadAsync(CancellationToken.None).ConfigureAwait(false);
+                var nodeFile = Path.Combine(stateDir, "node-id");
+                var node = File.Exists(nodeFile) ? (await File.ReadAllTextAsync(nodeFile).ConfigureAwait(false)).Trim() : "?";
+                return new StatusReport(node, networks, endpoints);
+            }
+            catch (Exception)
+            {
+                // Locked by a running (if silent) skein, unreadable or damaged: nothing to show offline.
+                return null;
+            }
+        }
+        return null;
+    }
+
+    private static async Task<int> PrintAsync(StatusReport report, bool json, TextWriter output)
+    {
         if (json)
         {
-            await output.WriteLineAsync(System.Text.Encoding.UTF8.GetString(body)).ConfigureAwait(false);
+            await output.WriteLineAsync(JsonSerializer.Serialize(report, StatusJsonContext.Default.StatusReport)).ConfigureAwait(false);
             return 0;
         }
-        var report = JsonSerializer.Deserialize(body, StatusJsonContext.Default.StatusReport)!;
         await output.WriteLineAsync($"node {report.NodeId}: {report.Networks.Count} network(s), {report.Endpoints.Count} endpoint(s)").ConfigureAwait(false);
         foreach (var network in report.Networks)
         {

@@ -101,9 +101,13 @@ public sealed class PluginHostTests
         Assert.Contains(LinkNames.HostVeth(ep), text);
         Assert.Contains("10.123.0.2/24", text);
 
+        // Stopped: the records are read from the state directory instead.
         await host.StopHostAsync();
-        Assert.Equal(1, await StatusCommand.RunAsync(["--socket", host.SocketPath], new StringWriter(), error));
+        var offline = new StringWriter();
+        Assert.Equal(0, await StatusCommand.RunAsync(["--socket", host.SocketPath, "--state-dir", host.StateDir], offline, error));
         Assert.Contains("no skein answers", error.ToString());
+        Assert.Contains(LinkNames.HostVeth(ep), offline.ToString());
+        Assert.Equal(1, await StatusCommand.RunAsync(["--socket", host.SocketPath, "--state-dir", host.StateDir + "-none"], new StringWriter(), error));
     }
 
     [SkippableFact]
