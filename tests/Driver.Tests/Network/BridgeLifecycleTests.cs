@@ -37,6 +37,10 @@ public sealed class BridgeLifecycleTests
         var hostSide = host.Link(hostVeth)!;
         Assert.Equal(bridge, hostSide["master"]!.GetValue<string>());
         Assert.Contains("UP", hostSide["flags"]!.AsArray().Select(f => f!.GetValue<string>()));
+        // Hairpin, read back by iproute2: a container must reach its own published port through the host address.
+        var port = JsonNode.Parse(host.Ns.BridgeJson("-d", "link", "show"))!.AsArray()
+            .Single(p => p!["ifname"]!.GetValue<string>() == hostVeth)!;
+        Assert.True(port["hairpin"]!.GetValue<bool>(), $"hairpin is off on {hostVeth}: {port.ToJsonString()}");
         var containerSide = host.Link(containerVeth)!;
         Assert.Equal("02:42:45:9b:78:95", containerSide["address"]!.GetValue<string>());
         Assert.Equal(1500, containerSide["mtu"]!.GetValue<int>());

@@ -139,6 +139,8 @@ public sealed class PluginHostTests
         public void SetLinkUp(int index) => inner.SetLinkUp(index);
         public void SetMtu(int index, int mtu) => inner.SetMtu(index, mtu);
         public void SetMaster(int index, int masterIndex) => inner.SetMaster(index, masterIndex);
+        public bool GetHairpin(int index) => inner.GetHairpin(index);
+        public void SetHairpin(int index, bool on) => inner.SetHairpin(index, on);
         public IReadOnlyList<AddressInfo> ListAddresses(int index) => inner.ListAddresses(index);
         public void AddAddress(int index, IpPrefix address, AddressFlags flags) => inner.AddAddress(index, address, flags);
         public void DeleteAddress(int index, IpPrefix address) => inner.DeleteAddress(index, address);

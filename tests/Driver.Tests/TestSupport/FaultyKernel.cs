@@ -30,6 +30,8 @@ public sealed class FaultyKernel(IHostKernel inner) : IHostKernel
     public void SetLinkUp(int index) { Check(nameof(SetLinkUp), NameOf(index)); inner.SetLinkUp(index); }
     public void SetMtu(int index, int mtu) { Check(nameof(SetMtu), NameOf(index)); inner.SetMtu(index, mtu); }
     public void SetMaster(int index, int masterIndex) { Check(nameof(SetMaster), NameOf(index)); inner.SetMaster(index, masterIndex); }
+    public bool GetHairpin(int index) => inner.GetHairpin(index);
+    public void SetHairpin(int index, bool on) { Check(nameof(SetHairpin), NameOf(index)); inner.SetHairpin(index, on); }
     public IReadOnlyList<AddressInfo> ListAddresses(int index) => inner.ListAddresses(index);
     public void AddAddress(int index, IpPrefix address, AddressFlags flags) { Check(nameof(AddAddress), NameOf(index)); inner.AddAddress(index, address, flags); }
     public void DeleteAddress(int index, IpPrefix address) { Check(nameof(DeleteAddress), NameOf(index)); inner.DeleteAddress(index, address); }

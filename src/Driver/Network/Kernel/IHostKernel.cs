@@ -16,6 +16,9 @@ public interface IHostKernel : IDisposable
     void SetLinkUp(int index);
     void SetMtu(int index, int mtu);
     void SetMaster(int index, int masterIndex);
+    /// <summary>Whether the bridge sends a frame back out of the port it came in on (a container reaching its own published port).</summary>
+    bool GetHairpin(int index);
+    void SetHairpin(int index, bool on);
     IReadOnlyList<AddressInfo> ListAddresses(int index);
     void AddAddress(int index, IpPrefix address, AddressFlags flags);
     void DeleteAddress(int index, IpPrefix address);
@@ -51,6 +54,8 @@ public sealed class RtNetlinkKernel(RtNetlink handle) : IHostKernel
     public void SetLinkUp(int index) => handle.SetLinkUp(index);
     public void SetMtu(int index, int mtu) => handle.SetMtu(index, mtu);
     public void SetMaster(int index, int masterIndex) => handle.SetMaster(index, masterIndex);
+    public bool GetHairpin(int index) => handle.GetBridgePortFlags(index).Hairpin == true;
+    public void SetHairpin(int index, bool on) => handle.SetBridgePortFlags(index, new BridgePortSettings { Hairpin = on });
     public IReadOnlyList<AddressInfo> ListAddresses(int index) => handle.ListAddresses(index);
     public void AddAddress(int index, IpPrefix address, AddressFlags flags) => handle.AddAddress(index, address, flags);
     public void DeleteAddress(int index, IpPrefix address) => handle.DeleteAddress(index, address);

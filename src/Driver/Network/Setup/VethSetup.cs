@@ -71,6 +71,10 @@ public sealed class VethSetup(IHostKernel kernel, ILogger log)
         var host = kernel.GetLink(c.Endpoint.HostVeth) ?? throw new InvalidOperationException($"{c.Endpoint.HostVeth} vanished while being set up");
         if (host.MasterIndex != c.BridgeIndex)
             kernel.SetMaster(host.Index, c.BridgeIndex);
+        // Hairpin lets a container reach its own published port through the host address: the DNAT'd frame
+        // has to leave by the port it arrived on, which a bridge refuses unless the port is in hairpin mode.
+        if (!kernel.GetHairpin(host.Index))
+            kernel.SetHairpin(host.Index, true);
         return null;
     }
 
