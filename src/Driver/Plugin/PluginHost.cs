@@ -66,7 +66,7 @@ public sealed class PluginHost : IAsyncDisposable
         if (settings.ConfigureLogging is { } configure)
             configure(builder.Logging);
         else
-            AddStderrLogging(builder.Logging);
+            AddStderrLogging(builder.Logging, options.LogLevel);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.ListenUnixSocket(options.SocketPath);
@@ -245,7 +245,7 @@ public sealed class PluginHost : IAsyncDisposable
     }
 
     /// <summary>One line per event on stderr, with a UTC timestamp: what journald and `docker plugin` logs expect.</summary>
-    public static void AddStderrLogging(ILoggingBuilder logging)
+    public static void AddStderrLogging(ILoggingBuilder logging, LogLevel minimum = LogLevel.Information)
     {
         logging.AddSimpleConsole(o =>
         {
@@ -255,7 +255,7 @@ public sealed class PluginHost : IAsyncDisposable
             o.ColorBehavior = LoggerColorBehavior.Disabled;
         });
         logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
-        logging.SetMinimumLevel(LogLevel.Information);
+        logging.SetMinimumLevel(minimum);
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
     }

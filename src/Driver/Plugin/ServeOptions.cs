@@ -23,6 +23,8 @@ public sealed record ServeOptions
     public string? NetNsPath { get; init; }
     /// <summary>How often the reconciler re-checks kernel state against the records; zero turns the timer off.</summary>
     public TimeSpan ReconcileInterval { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Least severe log level written: trace, debug, info, warn, error (also SKEIN_LOG_LEVEL).</summary>
+    public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
     /// <summary>Largest request body accepted; Docker's bodies are a few hundred bytes.</summary>
     public int MaxBodyBytes { get; init; } = 1 << 20;
 
@@ -50,7 +52,8 @@ public sealed record ServeOptions
                 "--store" => options with { StoreUrl = NonEmpty(name, Value()) },
                 "--netns" => options with { NetNsPath = NonEmpty(name, Value()) },
                 "--reconcile-interval" => options with { ReconcileInterval = ParseSeconds(name, Value()) },
-                _ => throw SkeinException.Invalid($"unknown option '{arg}' for skein serve (known: --socket, --state-dir, --store, --netns, --reconcile-interval)"),
+                "--log-level" => options with { LogLevel = ParseLogLevel(name, Value()) },
+                _ => throw SkeinException.Invalid($"unknown option '{arg}' for skein serve (known: --socket, --state-dir, --store, --netns, --reconcile-interval, --log-level)"),
             };
         }
         Validate(options);
@@ -67,6 +70,8 @@ public sealed record ServeOptions
             options = options with { StoreUrl = store };
         if (environment("SKEIN_NETNS") is { Length: > 0 } netns)
             options = options with { NetNsPath = netns };
+        if (environment("SKEIN_LOG_LEVEL") is { Length: > 0 } level)
+            options = options with { LogLevel = ParseLogLevel("SKEIN_LOG_LEVEL", level) };
         return options;
     }
 
@@ -85,6 +90,17 @@ public sealed record ServeOptions
 
     private static string NonEmpty(string name, string value) =>
         value.Length > 0 ? value : throw SkeinException.Invalid($"option {name} needs a non-empty value");
+
+    private static Microsoft.Extensions.Logging.LogLevel ParseLogLevel(string name, string value) =>
+        value.ToLowerInvariant() switch
+        {
+            "trace" => Microsoft.Extensions.Logging.LogLevel.Trace,
+            "debug" => Microsoft.Extensions.Logging.LogLevel.Debug,
+            "info" or "information" => Microsoft.Extensions.Logging.LogLevel.Information,
+            "warn" or "warning" => Microsoft.Extensions.Logging.LogLevel.Warning,
+            "error" => Microsoft.Extensions.Logging.LogLevel.Error,
+            _ => throw SkeinException.Invalid($"{name} must be one of trace, debug, info, warn, error; got '{value}'"),
+        };
 
     private static TimeSpan ParseSeconds(string name, string value) =>
         double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds >= 0

@@ -38,10 +38,24 @@ public sealed class ServeOptionsTests
     [InlineData("--socket=relative.sock", "absolute")]
     [InlineData("--netns=/nonexistent/ns", "does not exist")]
     [InlineData("--reconcile-interval=soon", "seconds")]
+    [InlineData("--log-level=loud", "trace, debug, info, warn, error")]
     public void Bad_flags_are_named(string flag, string mention)
     {
         var ex = Assert.Throws<SkeinException>(() => ServeOptions.Parse([flag], _ => null));
         Assert.Contains(mention, ex.Message);
+    }
+
+    [Fact]
+    public void Log_level_comes_from_flag_or_environment_and_an_empty_variable_means_unset()
+    {
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Information, ServeOptions.Parse([], _ => null).LogLevel);
+        var env = new Dictionary<string, string> { ["SKEIN_LOG_LEVEL"] = "debug", ["SKEIN_STORE"] = "" };
+        var fromEnv = ServeOptions.Parse([], k => env.GetValueOrDefault(k));
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Debug, fromEnv.LogLevel);
+        // A managed plugin passes every variable of its manifest, empty ones included.
+        Assert.Equal("embedded", fromEnv.StoreUrl);
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, ServeOptions.Parse(["--log-level", "WARN"], k => env.GetValueOrDefault(k)).LogLevel);
+        Assert.Throws<SkeinException>(() => ServeOptions.Parse([], k => k == "SKEIN_LOG_LEVEL" ? "verbose" : null));
     }
 
     [Fact]
