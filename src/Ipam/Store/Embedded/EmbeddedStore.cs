@@ -83,7 +83,7 @@ public sealed class EmbeddedStore : IClusterStore
     /// <summary>The directory holding lock, snapshot and log.</summary>
     public string Directory => _directory;
 
-    /// <summary>Revision of the last committed change (0 for a new store).</summary>
+    /// <summary>Revision of the last durable (and so visible) change, 0 for a new store; writes still waiting for their fsync are not counted.</summary>
     public long Revision
     {
         get { lock (_stateGate) return _revision; }
