@@ -161,4 +161,30 @@ internal static class StoreHttp
         var line = body.ReplaceLineEndings(" ").Trim();
         return line.Length <= 200 ? line : string.Concat(line.AsSpan(0, 197), "...");
     }
+
+    /// <summary>
+    /// Classifies an HTTP attempt that failed in transport or ran out of time: a store being disposed ends
+    /// in ObjectDisposedException and an untrusted TLS certificate in StoreAuthException (both thrown);
+    /// otherwise the StoreUnavailableException to throw if no retry follows, and whether one may.
+    /// The caller's own cancellation is to be rethrown by the caller before this is asked.
+    /// </summary>
+    internal static Exception AttemptFailure(Exception e, string describe, string what, TimeSpan attemptTimeout, bool idempotent,
+        CancellationTokenSource disposing, out bool retryable)
+    {
+        switch (e)
+        {
+            case OperationCanceledException when disposing.IsCancellationRequested:
+                throw new ObjectDisposedException($"{describe} store was disposed during {what}", e);
+            case OperationCanceledException:
+                retryable = idempotent;
+                return new StoreUnavailableException($"{describe}: {what}: no answer within {attemptTimeout.TotalSeconds:0.#}s", e);
+            case HttpRequestException http when IsTlsTrustFailure(http):
+                throw new StoreAuthException($"{describe}: {what}: the store's TLS certificate was not accepted ({InnermostMessage(http)}); check the CA file and server name");
+            case HttpRequestException http:
+                retryable = idempotent || http.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused };
+                return new StoreUnavailableException($"{describe}: {what}: {http.Message}", http);
+            default:
+                throw new ArgumentException($"not an attempt failure: {e.GetType().Name}", nameof(e));
+        }
+    }
 }

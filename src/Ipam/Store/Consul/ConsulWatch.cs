@@ -6,13 +6,8 @@ namespace Skein.Ipam.Store.Consul;
 /// <summary>Prefix watches as a blocking-query loop (cluster-store §1.10, §4.11; decisions #19).</summary>
 public sealed partial class ConsulStore
 {
-    public async IAsyncEnumerable<WatchUpdate> WatchPrefixAsync(string prefix, [EnumeratorCancellation] CancellationToken ct)
-    {
-        await foreach (var update in WatchCoreAsync(prefix, ct).ConfigureAwait(false))
-            yield return update;
-        // The loop ends quietly when the store is disposed; a caller's cancellation surfaces as usual.
-        ct.ThrowIfCancellationRequested();
-    }
+    public IAsyncEnumerable<WatchUpdate> WatchPrefixAsync(string prefix, CancellationToken ct) =>
+        StoreWatch.SurfaceCancellation(token => WatchCoreAsync(prefix, token), ct);
 
     private async IAsyncEnumerable<WatchUpdate> WatchCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken ct)
     {

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
@@ -429,23 +428,9 @@ public sealed partial class EtcdStore : IClusterStore
             {
                 throw;
             }
-            catch (OperationCanceledException e) when (_disposing.IsCancellationRequested)
+            catch (Exception e) when (e is OperationCanceledException or HttpRequestException)
             {
-                throw new ObjectDisposedException($"{Describe} store was disposed during {what}", e);
-            }
-            catch (OperationCanceledException e)
-            {
-                failure = new StoreUnavailableException($"{Describe}: {what}: no answer within {attemptTimeout.TotalSeconds:0.#}s", e);
-                retryable = idempotent;
-            }
-            catch (HttpRequestException e) when (StoreHttp.IsTlsTrustFailure(e))
-            {
-                throw new StoreAuthException($"{Describe}: {what}: the store's TLS certificate was not accepted ({StoreHttp.InnermostMessage(e)}); check the CA file and server name");
-            }
-            catch (HttpRequestException e)
-            {
-                failure = new StoreUnavailableException($"{Describe}: {what}: {e.Message}", e);
-                retryable = idempotent || e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused };
+                failure = StoreHttp.AttemptFailure(e, Describe, what, attemptTimeout, idempotent, _disposing, out retryable);
             }
             if (!retryable || policy.NextRetryDelay(attempt, _options.Time.GetElapsedTime(started)) is not { } delay)
                 throw failure;

@@ -8,13 +8,8 @@ namespace Skein.Ipam.Store.Etcd;
 /// <summary>Prefix watches: a range snapshot, then a /v3/watch stream from the next revision (cluster-store §2.6, §4.11).</summary>
 public sealed partial class EtcdStore
 {
-    public async IAsyncEnumerable<WatchUpdate> WatchPrefixAsync(string prefix, [EnumeratorCancellation] CancellationToken ct)
-    {
-        await foreach (var update in WatchCoreAsync(prefix, ct).ConfigureAwait(false))
-            yield return update;
-        // The loop ends quietly when the store is disposed; a caller's cancellation surfaces as usual.
-        ct.ThrowIfCancellationRequested();
-    }
+    public IAsyncEnumerable<WatchUpdate> WatchPrefixAsync(string prefix, CancellationToken ct) =>
+        StoreWatch.SurfaceCancellation(token => WatchCoreAsync(prefix, token), ct);
 
     private async IAsyncEnumerable<WatchUpdate> WatchCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken ct)
     {
