@@ -253,7 +253,7 @@ public sealed partial class IpamService
         {
             for (int attempt = 1; ; attempt++)
             {
-                if (await TryReleasePoolAsync(id, poolKey, ct).ConfigureAwait(false))
+                if (await TryReleasePoolAsync(id, poolKey, _node, ct).ConfigureAwait(false))
                     return;
                 if (attempt >= _options.MaxCasAttempts)
                     throw new SkeinException(ErrorKind.Unavailable, $"pool {id} kept changing in the cluster store while skein released it; try again");
@@ -266,16 +266,20 @@ public sealed partial class IpamService
         }
     }
 
-    private async Task<bool> TryReleasePoolAsync(PoolId id, string poolKey, CancellationToken ct)
+    /// <summary>
+    /// Drops <paramref name="user"/>'s claim on the pool (this node's, or a dead node's for the
+    /// collector), deleting the pool with everything in it when no user is left.
+    /// </summary>
+    private async Task<bool> TryReleasePoolAsync(PoolId id, string poolKey, string user, CancellationToken ct)
     {
         var read = await _store.ReadAsync(poolKey, IpamStoreJsonContext.Default.PoolRecord, ct).ConfigureAwait(false)
             ?? throw SkeinException.NotFound($"Address Pool not found: skein holds no pool {id}");
         var record = read.Value;
-        if (!record.Users.ContainsKey(_node))
+        if (!record.Users.ContainsKey(user))
             return true;
         string token = _store.NextToken();
         var users = new Dictionary<string, PoolUserRecord>(record.Users, StringComparer.Ordinal);
-        users.Remove(_node);
+        users.Remove(user);
         if (users.Count > 0)
         {
             var updated = record with { W = token, Users = users };

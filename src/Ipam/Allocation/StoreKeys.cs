@@ -19,6 +19,17 @@ internal sealed class StoreKeys(string root, string nodeId)
     public string AffinitiesOf(string node, string space, IpPrefix pool) => $"{Root}/affinity/{node}/{SpaceSegment(space)}/{pool.ToKeySegment()}/";
     public string Affinity(string node, string space, IpPrefix pool, IpPrefix block) => AffinitiesOf(node, space, pool) + block.ToKeySegment();
 
+    public string Blocks => $"{Root}/blocks/";
+    public string Networks => $"{Root}/networks/";
+    public string Nodes => $"{Root}/nodes/";
+    public string Node(string node) => Nodes + node;
+    public string NodeInfos => $"{Root}/nodeinfo/";
+    public string NodeInfo(string node) => NodeInfos + node;
+    public string GcLeader => $"{Root}/gc/leader";
+    public string Affinities => $"{Root}/affinity/";
+    /// <summary>Every affinity entry of one node, across spaces and pools.</summary>
+    public string AffinitiesOfNode(string node) => $"{Root}/affinity/{node}/";
+
     /// <summary>The last segment of a key.</summary>
     public static string LastSegment(string key) => key[(key.LastIndexOf('/') + 1)..];
 }
