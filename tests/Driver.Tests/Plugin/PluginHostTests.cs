@@ -147,6 +147,16 @@ public sealed class PluginHostTests
         public void SetIPv4DeviceConf(int index, IPv4DeviceConf key, int value) => inner.SetIPv4DeviceConf(index, key, value);
         public int GetIPv4DeviceConf(int index, IPv4DeviceConf key) => inner.GetIPv4DeviceConf(index, key);
         public string? TryReadSysctl(string key) => inner.TryReadSysctl(key);
+        public IReadOnlyList<AddressInfo> ListAllAddresses() => inner.ListAllAddresses();
+        public BridgePortSettings GetBridgePortSettings(int index) => inner.GetBridgePortSettings(index);
+        public void SetBridgePortSettings(int index, BridgePortSettings settings) => inner.SetBridgePortSettings(index, settings);
+        public IReadOnlyList<FdbEntry> ListFdb(int index) => inner.ListFdb(index);
+        public void AppendFdb(FdbEntry entry) => inner.AppendFdb(entry);
+        public void ReplaceFdb(FdbEntry entry) => inner.ReplaceFdb(entry);
+        public bool DeleteFdb(FdbEntry entry) => inner.DeleteFdb(entry);
+        public IReadOnlyList<Neighbor> ListNeighbors(int index) => inner.ListNeighbors(index);
+        public void ReplaceNeighbor(Neighbor neighbor) => inner.ReplaceNeighbor(neighbor);
+        public bool DeleteNeighbor(Neighbor neighbor) => inner.DeleteNeighbor(neighbor);
         public void Dispose() => inner.Dispose();
     }
 }

@@ -38,5 +38,15 @@ public sealed class FaultyKernel(IHostKernel inner) : IHostKernel
     public void SetIPv4DeviceConf(int index, IPv4DeviceConf key, int value) { Check(nameof(SetIPv4DeviceConf), NameOf(index)); inner.SetIPv4DeviceConf(index, key, value); }
     public int GetIPv4DeviceConf(int index, IPv4DeviceConf key) => inner.GetIPv4DeviceConf(index, key);
     public string? TryReadSysctl(string key) => inner.TryReadSysctl(key);
+    public IReadOnlyList<AddressInfo> ListAllAddresses() => inner.ListAllAddresses();
+    public BridgePortSettings GetBridgePortSettings(int index) => inner.GetBridgePortSettings(index);
+    public void SetBridgePortSettings(int index, BridgePortSettings settings) { Check(nameof(SetBridgePortSettings), NameOf(index)); inner.SetBridgePortSettings(index, settings); }
+    public IReadOnlyList<FdbEntry> ListFdb(int index) => inner.ListFdb(index);
+    public void AppendFdb(FdbEntry entry) { Check(nameof(AppendFdb), NameOf(entry.Index)); inner.AppendFdb(entry); }
+    public void ReplaceFdb(FdbEntry entry) { Check(nameof(ReplaceFdb), NameOf(entry.Index)); inner.ReplaceFdb(entry); }
+    public bool DeleteFdb(FdbEntry entry) { Check(nameof(DeleteFdb), NameOf(entry.Index)); return inner.DeleteFdb(entry); }
+    public IReadOnlyList<Neighbor> ListNeighbors(int index) => inner.ListNeighbors(index);
+    public void ReplaceNeighbor(Neighbor neighbor) { Check(nameof(ReplaceNeighbor), NameOf(neighbor.Index)); inner.ReplaceNeighbor(neighbor); }
+    public bool DeleteNeighbor(Neighbor neighbor) { Check(nameof(DeleteNeighbor), NameOf(neighbor.Index)); return inner.DeleteNeighbor(neighbor); }
     public void Dispose() => inner.Dispose();
 }

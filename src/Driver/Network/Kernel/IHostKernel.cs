@@ -26,6 +26,26 @@ public interface IHostKernel : IDisposable
     int GetIPv4DeviceConf(int index, IPv4DeviceConf key);
     /// <summary>A sysctl as seen from the programmed namespace, or null when it cannot be read.</summary>
     string? TryReadSysctl(string key);
+
+    // The VXLAN data plane (Overlay/Dataplane): underlay lookup, bridge port flags, FDB and neighbour entries.
+
+    /// <summary>Every address of every link, from one dump.</summary>
+    IReadOnlyList<AddressInfo> ListAllAddresses();
+    /// <summary>The bridge port flags as the kernel reports them; throws <see cref="ArgumentException"/> when the link is no bridge port.</summary>
+    BridgePortSettings GetBridgePortSettings(int index);
+    /// <summary>Sets the flags that are not null; a flag the kernel does not know throws <see cref="NotSupportedException"/>.</summary>
+    void SetBridgePortSettings(int index, BridgePortSettings settings);
+    /// <summary>The FDB entries reported for one link (its own and its master bridge's), from one dump.</summary>
+    IReadOnlyList<FdbEntry> ListFdb(int index);
+    void AppendFdb(FdbEntry entry);
+    void ReplaceFdb(FdbEntry entry);
+    /// <summary>False when no such entry existed.</summary>
+    bool DeleteFdb(FdbEntry entry);
+    /// <summary>The IPv4 and IPv6 neighbour entries of one link (one dump per family).</summary>
+    IReadOnlyList<Neighbor> ListNeighbors(int index);
+    void ReplaceNeighbor(Neighbor neighbor);
+    /// <summary>False when no such entry existed.</summary>
+    bool DeleteNeighbor(Neighbor neighbor);
 }
 
 /// <summary>The real kernel, through one rtnetlink handle opened in the programmed namespace.</summary>
@@ -71,6 +91,42 @@ public sealed class RtNetlinkKernel(RtNetlink handle) : IHostKernel
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NetlinkException or InvalidOperationException)
         {
             return null;
+        }
+    }
+
+    public IReadOnlyList<AddressInfo> ListAllAddresses() => handle.ListAddresses();
+    public BridgePortSettings GetBridgePortSettings(int index) => handle.GetBridgePortFlags(index);
+    public void SetBridgePortSettings(int index, BridgePortSettings settings) => handle.SetBridgePortFlags(index, settings);
+    public IReadOnlyList<FdbEntry> ListFdb(int index) => handle.ListFdb(index);
+    public void AppendFdb(FdbEntry entry) => handle.AppendFdb(entry);
+    public void ReplaceFdb(FdbEntry entry) => handle.ReplaceFdb(entry);
+
+    public bool DeleteFdb(FdbEntry entry)
+    {
+        try
+        {
+            handle.DeleteFdb(entry);
+            return true;
+        }
+        catch (NetlinkException ex) when (ex.IsNotFound)
+        {
+            return false;
+        }
+    }
+
+    public IReadOnlyList<Neighbor> ListNeighbors(int index) => handle.ListNeighbors(index);
+    public void ReplaceNeighbor(Neighbor neighbor) => handle.ReplaceNeighbor(neighbor);
+
+    public bool DeleteNeighbor(Neighbor neighbor)
+    {
+        try
+        {
+            handle.DeleteNeighbor(neighbor);
+            return true;
+        }
+        catch (NetlinkException ex) when (ex.IsNotFound)
+        {
+            return false;
         }
     }
 
