@@ -82,6 +82,24 @@ public sealed class FakeConsulServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>
+    /// Serves plain HTTP on <paramref name="endpoint"/> through a listening socket the caller creates and
+    /// binds (for instance inside another network namespace); Kestrel owns and closes that socket.
+    /// </summary>
+    public static async Task<FakeConsulServer> StartAsync(IPEndPoint endpoint, Func<EndPoint, System.Net.Sockets.Socket> createBoundListenSocket)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = createBoundListenSocket);
+        builder.WebHost.UseKestrel(k => k.Listen(endpoint));
+        var app = builder.Build();
+        var server = new FakeConsulServer(app, new ManualClock());
+        app.Run(server.HandleAsync);
+        await app.StartAsync();
+        server.BaseAddress = new Uri($"http://{endpoint}/");
+        return server;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();

@@ -1,0 +1,253 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Skein.Ipam.Tests.Store.FakeConsul;
+
+namespace Skein.Functional.Tests.Infrastructure;
+
+/// <summary>Which cluster store a lab runs in its store namespace.</summary>
+public enum LabStore
+{
+    /// <summary>A real etcd 3.4 (Debian's etcd-server).</summary>
+    Etcd,
+    /// <summary>The in-test Consul API server (tests/Ipam.Tests/Store/FakeConsul), served from this process.</summary>
+    Consul,
+}
+
+/// <summary>
+/// Several docker hosts on one machine (multi-host skein, issue 5): a store namespace holding the
+/// underlay bridge (198.18.K.254/24) and the store, and N host namespaces (198.18.K.I/24), each with a
+/// dockerd of its own (private /run/docker/plugins and /etc/docker), the busybox image and a skein
+/// started inside that dockerd's namespaces with the shared store, the host's underlay address as
+/// advertise address and node id "hostI". Nothing has a route out of the lab's namespaces.
+/// One per test class; disposal removes everything, also after a failed test, and a crashed earlier
+/// run is swept at the next start. Plumbing is in multihost.sh (which builds on testhost.sh).
+/// </summary>
+public abstract class MultiHostLab : IAsyncLifetime
+{
+    public const string Image = TestHost.Image;
+    public const string Driver = TestHost.Driver;
+    public const string Prefix = "skmh-";
+
+    private FakeConsulServer? consul;
+    private HttpClient? storeHttp;
+
+    protected MultiHostLab(LabStore store, int hosts, int reclaimAfterSeconds = 600)
+    {
+        Store = store;
+        HostCount = hosts;
+        ReclaimAfterSeconds = reclaimAfterSeconds;
+    }
+
+    public LabStore Store { get; }
+    public int HostCount { get; }
+    public int ReclaimAfterSeconds { get; }
+    /// <summary>Third octet of the underlay; each lab is alone in its namespaces, so one value does.</summary>
+    public int UnderlayK => 1;
+    public string Id { get; } = Prefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
+    public string Dir => "/tmp/" + Id;
+    public string StoreNetns => Id + "-s";
+    public string StoreIp => $"198.18.{UnderlayK}.254";
+    public string StoreUrl => Store == LabStore.Etcd ? $"etcd://{StoreIp}:2379" : $"consul://{StoreIp}:8500";
+    public IReadOnlyList<LabHost> Hosts { get; private set; } = [];
+    public string? SkipReason { get; private set; }
+    public Exception? SetupError { get; private set; }
+    public FixtureLog Log { get; private set; } = null!;
+    public FakeConsulServer? Consul => consul;
+
+    public static string Script => Path.Combine(AppContext.BaseDirectory, "Infrastructure", "multihost.sh");
+
+    public LabHost this[int index] => Hosts[index - 1];
+
+    public async Task InitializeAsync()
+    {
+        SkipReason = TestHost.EnvironmentSkipReason(needDockerd: true);
+        if (SkipReason is null && Store == LabStore.Etcd && !File.Exists("/usr/bin/etcd") && !File.Exists("/usr/local/bin/etcd"))
+            SkipReason = "etcd missing (apt-get install etcd-server)";
+        if (SkipReason is null && !File.Exists("/usr/bin/curl"))
+            SkipReason = "curl missing (multihost.sh checks etcd's health with it)";
+        if (SkipReason is not null)
+            return;
+        try
+        {
+            await SetUpAsync();
+        }
+        catch (Exception e)
+        {
+            SetupError = e;
+        }
+    }
+
+    private async Task SetUpAsync()
+    {
+        await RunScriptAsync("sweep", Prefix);
+        Directory.CreateDirectory(Dir);
+        File.WriteAllText(Path.Combine(Dir, "owner"), Environment.ProcessId.ToString());
+        Log = new FixtureLog(Path.Combine(Dir, "fixture.log"));
+        await RunScriptAsync("net-up", Dir, UnderlayK.ToString(), HostCount.ToString());
+        storeHttp = MultiHostNetns.HttpClient("/run/netns/" + StoreNetns, TimeSpan.FromSeconds(10));
+        await StartStoreAsync();
+        Hosts = Enumerable.Range(1, HostCount).Select(i => new LabHost(this, i)).ToList();
+        await Task.WhenAll(Hosts.Select(async h =>
+        {
+            await RunScriptAsync("dockerd-start", Dir, h.Index.ToString());
+            await RunScriptAsync("image", Dir, h.Index.ToString(), Image);
+        }));
+        await Task.WhenAll(Hosts.Select(h => h.Skein.StartAsync(TimeSpan.FromSeconds(60))));
+    }
+
+    /// <summary>Starts the store (again, on the same data: etcd resumes, the in-test Consul keeps its state object).</summary>
+    public async Task StartStoreAsync()
+    {
+        if (Store == LabStore.Etcd)
+        {
+            await RunScriptAsync("etcd-start", Dir, UnderlayK.ToString());
+            return;
+        }
+        consul ??= await FakeConsulServer.StartAsync(new IPEndPoint(IPAddress.Parse(StoreIp), 8500),
+            endpoint => MultiHostNetns.BoundTcp("/run/netns/" + StoreNetns, endpoint));
+        var answered = await Shell.EventuallyAsync(async () =>
+        {
+            try
+            {
+                using var response = await storeHttp!.GetAsync($"http://{StoreIp}:8500/v1/kv/?keys=true");
+                return response.StatusCode is HttpStatusCode.OK or HttpStatusCode.NotFound;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(10));
+        if (!answered)
+            throw new InvalidOperationException($"the in-test Consul does not answer on {StoreIp}:8500 inside {StoreNetns}");
+    }
+
+    /// <summary>Stops the store the way an outage would (etcd: SIGKILL; its data stays for the restart).</summary>
+    public async Task StopStoreAsync()
+    {
+        if (Store != LabStore.Etcd)
+            throw new NotSupportedException("store outages are exercised with etcd");
+        await RunScriptAsync("etcd-stop", Dir, "kill");
+    }
+
+    /// <summary>Every key in the store with its value (as text), read from inside the store namespace.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> StoreKeysAsync()
+    {
+        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        if (Store == LabStore.Etcd)
+        {
+            var request = new JsonObject { ["key"] = "AA==", ["range_end"] = "AA==" }; // "\0".."\0" = the whole keyspace
+            var response = await storeHttp!.PostAsync($"http://{StoreIp}:2379/v3/kv/range", new StringContent(request.ToJsonString()));
+            response.EnsureSuccessStatusCode();
+            var body = JsonNode.Parse(await response.Content.ReadAsStringAsync());
+            foreach (var kv in body?["kvs"]?.AsArray() ?? [])
+                result[Decode(kv?["key"])] = Decode(kv?["value"]);
+        }
+        else
+        {
+            var response = await storeHttp!.GetAsync($"http://{StoreIp}:8500/v1/kv/?recurse=true");
+            if (response.StatusCode == HttpStatusCode.NotFound)
+                return result;
+            response.EnsureSuccessStatusCode();
+            foreach (var kv in JsonNode.Parse(await response.Content.ReadAsStringAsync())?.AsArray() ?? [])
+                result[kv?["Key"]?.GetValue<string>() ?? ""] = Decode(kv?["Value"]);
+        }
+        return result;
+
+        static string Decode(JsonNode? node) =>
+            node?.GetValue<string>() is { } b64 ? Encoding.UTF8.GetString(Convert.FromBase64String(b64)) : "";
+    }
+
+    /// <summary>Call first in every test: skips with the reason when the machine cannot run it, fails
+    /// with the setup error when the lab could not be built.</summary>
+    public void RequireReady()
+    {
+        Skip.If(SkipReason is not null, SkipReason);
+        if (SetupError is not null)
+            throw new InvalidOperationException($"multi-host lab {Id} could not be set up: {SetupError.Message}\n" +
+                string.Join('\n', Hosts.Select(h => $"host{h.Index} skein log:\n{h.Skein.Tail(15)}")), SetupError);
+    }
+
+    public async Task<CommandResult> RunScriptAsync(params string[] args)
+    {
+        var result = await Shell.RunAsync("/bin/bash", [Script, .. args], TimeSpan.FromSeconds(150));
+        Log?.Write($"{result.Command} -> {result.ExitCode}{(result.Ok ? "" : ": " + result.Stderr.Trim())}");
+        return result.EnsureOk();
+    }
+
+    public MultiHostScope Scope() => new(this);
+
+    public async Task DisposeAsync()
+    {
+        if (SkipReason is not null)
+            return;
+        if (Environment.GetEnvironmentVariable("SKEIN_KEEP_TESTHOST") == "1")
+            return;
+        // skein stays up while the script removes containers and networks, so the engine's calls are answered
+        await Shell.RunAsync("/bin/bash", [Script, "teardown", Dir], TimeSpan.FromSeconds(180));
+        foreach (var h in Hosts)
+            await h.Skein.DisposeAsync();
+        if (consul is not null)
+            await consul.DisposeAsync();
+        storeHttp?.Dispose();
+    }
+}
+
+/// <summary>One docker host of a <see cref="MultiHostLab"/>.</summary>
+public sealed class LabHost
+{
+    public LabHost(MultiHostLab lab, int index)
+    {
+        Lab = lab;
+        Index = index;
+        Skein = new MultiHostSkein(DockerdPidAsync, Path.Combine(Dir, "plugins", "skein.sock"), Path.Combine(Dir, "skein-state"),
+            Path.Combine(Dir, "skein.log"), lab.StoreUrl, new Dictionary<string, string>
+            {
+                ["SKEIN_ADVERTISE_ADDR"] = UnderlayIp,
+                ["SKEIN_NODE_ID"] = NodeId,
+                ["SKEIN_RECLAIM_AFTER"] = lab.ReclaimAfterSeconds.ToString(),
+            });
+    }
+
+    public MultiHostLab Lab { get; }
+    public int Index { get; }
+    public string Name => "host" + Index;
+    public string NodeId => Name;
+    public string Dir => Path.Combine(Lab.Dir, "h" + Index);
+    public string Netns => $"{Lab.Id}-h{Index}";
+    public string UnderlayIp => $"198.18.{Lab.UnderlayK}.{Index}";
+    public string DockerSocket => Path.Combine(Dir, "docker.sock");
+    public MultiHostSkein Skein { get; }
+
+    public async Task<int> DockerdPidAsync()
+    {
+        var result = await Shell.RunAsync("/bin/bash", MultiHostLab.Script, "dockerd-pid", Lab.Dir, Index.ToString());
+        return result.Ok && int.TryParse(result.Stdout.Trim(), out var pid)
+            ? pid
+            : throw new InvalidOperationException($"dockerd of {Name} is not running");
+    }
+
+    /// <summary>/usr/bin/docker (the 20.10 client) against this host's dockerd.</summary>
+    public async Task<CommandResult> DockerAsync(params string[] args)
+    {
+        var result = await Shell.RunAsync("/usr/bin/docker", ["-H", "unix://" + DockerSocket, .. args], TimeSpan.FromSeconds(120),
+            new Dictionary<string, string> { ["DOCKER_CONFIG"] = Path.Combine(Dir, "cli") });
+        Lab.Log.Write($"{Name}: docker {string.Join(' ', args)} -> {result.ExitCode}{(result.Ok ? "" : ": " + result.Stderr.Trim())}");
+        return result;
+    }
+
+    public async Task<string> DockerOkAsync(params string[] args) => (await DockerAsync(args)).EnsureOk().Stdout.Trim();
+
+    /// <summary>Runs a command in this host's network namespace (iproute2 reads of the kernel state).</summary>
+    public Task<CommandResult> InNetnsAsync(params string[] command) =>
+        Shell.RunAsync("/usr/sbin/ip", ["netns", "exec", Netns, .. command], TimeSpan.FromSeconds(60));
+
+    /// <summary>Starts or stops this host's dockerd (kill: SIGKILL, as a crash).</summary>
+    public Task StopDockerdAsync(bool kill) => Lab.RunScriptAsync(["dockerd-stop", Lab.Dir, Index.ToString(), .. kill ? new[] { "kill" } : []]);
+
+    public Task StartDockerdAsync() => Lab.RunScriptAsync("dockerd-start", Lab.Dir, Index.ToString());
+
+    /// <summary>Takes the host off the underlay (its cable pulled): nothing it sends reaches anyone.</summary>
+    public async Task DisconnectAsync() => (await Shell.RunAsync("/usr/sbin/ip", "-n", Netns, "link", "set", "ul0", "down")).EnsureOk();
+}
