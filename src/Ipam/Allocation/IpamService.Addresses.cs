@@ -158,7 +158,17 @@ public sealed partial class IpamService
                 throw SkeinException.Conflict($"{AddressInUse}: {IpAddressText.Format(address)} in pool {id}");
             }
             written = WithSlot(existing.Value, ordinal, slot) with { W = token };
-            ops.Add(new TxnOp.Put(blockKey, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(existing.Version)));
+            if (slot.Kind == SlotKinds.Container && existing.Value.Owner != _node)
+            {
+                // A static address in a block this node does not own: record it as borrowed, so the
+                // collector finds the slot through this node's affinity entries if the node dies.
+                var borrowers = existing.Value.Borrowers ?? [];
+                if (!borrowers.Contains(_node))
+                    written = written with { Borrowers = [.. borrowers, _node] };
+                if (mine is null)
+                    ops.Add(AffinityPut(cache, blockCidr, borrowed: true, token, Precondition.None));
+            }
+            ops.Insert(0, new TxnOp.Put(blockKey, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(existing.Version)));
         }
         else
         {
@@ -189,6 +199,10 @@ public sealed partial class IpamService
         {
             cache.Blocks[index] = new CachedBlock(blockCidr, index, blockKey, result.NewVersions[0], written, borrowed: false);
             cache.ExistingBlocks?.Add(index);
+        }
+        else if (slot.Kind == SlotKinds.Container)
+        {
+            _pools.TryRemove(cache.PoolKey, out _); // newly borrowed: the next load picks the block up from our affinity entry
         }
         if (poolUpdate is not null)
         {

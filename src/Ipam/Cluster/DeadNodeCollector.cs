@@ -179,7 +179,7 @@ public sealed class DeadNodeCollector
             {
                 return;
             }
-            catch (Exception e) when (e is StoreUnavailableException or StoreAuthException or StoreRejectedException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
                 _log($"garbage collection: watching {_keys.Nodes} failed ({e.Message}); retrying");
                 await Task.Delay(TimeSpan.FromSeconds(1), _time, ct).ConfigureAwait(false);

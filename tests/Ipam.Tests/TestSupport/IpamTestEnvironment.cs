@@ -6,13 +6,18 @@ using Skein.Ipam.Store.Embedded;
 
 namespace Skein.Ipam.Tests.TestSupport;
 
-/// <summary>A clock the test moves by hand (quarantine, timestamps).</summary>
+/// <summary>
+/// A clock the test moves by hand (quarantine, timestamps, and the monotonic timestamp the dead-node
+/// collector measures absence with). Timers still run in real time.
+/// </summary>
 public sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
 {
-    private DateTimeOffset _now = start;
+    private long _ticks = start.UtcTicks;
     public ManualTimeProvider() : this(new DateTimeOffset(2026, 11, 28, 12, 0, 0, TimeSpan.Zero)) { }
-    public override DateTimeOffset GetUtcNow() => _now;
-    public void Advance(TimeSpan by) => _now += by;
+    public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref _ticks), TimeSpan.Zero);
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+    public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+    public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
 }
 
 /// <summary>A host whose routes and nameservers the test chooses.</summary>
