@@ -181,6 +181,8 @@ sweep() {
     [[ -d $dir ]] || continue
     owner=$(cat "$dir/owner" 2>/dev/null)
     [[ -n $owner ]] && kill -0 "$owner" 2>/dev/null && continue
+    # a lab being created right now has its directory a moment before its owner file
+    [[ -z $owner && -z $(find "$dir" -maxdepth 0 -mmin +10 2>/dev/null) ]] && continue
     echo "multihost: removing leftovers of dead test process ${owner:-?}: $dir" >&2
     teardown "$dir"
   done

@@ -5,45 +5,32 @@ namespace Skein.Functional.Tests.MultiHost;
 /// <summary>The lab leaves nothing behind: not after a normal end, and not after its test process died.</summary>
 public sealed class LabCleanupTests
 {
+    /// <summary>Two labs built side by side: one disposed normally, one left running as if its test process had
+    /// been killed and then swept the way the next run does.</summary>
     [SkippableFact]
-    public async Task Disposing_a_lab_with_containers_on_a_cluster_network_leaves_no_namespace_process_mount_or_file()
+    public async Task Neither_a_disposed_lab_nor_one_whose_test_process_died_leaves_a_namespace_process_mount_or_file()
     {
-        var lab = new SmallEtcdLab();
-        await lab.InitializeAsync();
-        List<int> pids;
+        var disposed = new SmallEtcdLab();
+        var crashed = new SmallEtcdLab();
+        await Task.WhenAll(disposed.InitializeAsync(), crashed.InitializeAsync());
         try
         {
-            lab.RequireReady();
-            pids = await PopulateAsync(lab);
-        }
-        catch
-        {
-            await lab.DisposeAsync();
-            throw;
-        }
-        await lab.DisposeAsync();
-        await AssertNothingLeftAsync(lab, pids);
-    }
+            disposed.RequireReady();
+            crashed.RequireReady();
+            var populated = await Task.WhenAll(PopulateAsync(disposed), PopulateAsync(crashed));
 
-    [SkippableFact]
-    public async Task A_lab_whose_test_process_died_is_removed_by_the_next_run()
-    {
-        var lab = new SmallEtcdLab();
-        await lab.InitializeAsync();
-        List<int> pids;
-        try
-        {
-            lab.RequireReady();
-            pids = await PopulateAsync(lab);
+            await disposed.DisposeAsync();
+            await AssertNothingLeftAsync(disposed, populated[0]);
+
             // as if the test process had been killed: its owner pid is gone, everything still runs
             var dead = (await Shell.RunAsync("/bin/sh", "-c", "echo $$")).EnsureOk().Stdout.Trim();
-            File.WriteAllText(Path.Combine(lab.Dir, "owner"), dead);
+            File.WriteAllText(Path.Combine(crashed.Dir, "owner"), dead);
             (await Shell.RunAsync("/bin/bash", [MultiHostLab.Script, "sweep", MultiHostLab.Prefix], TimeSpan.FromSeconds(180))).EnsureOk();
-            await AssertNothingLeftAsync(lab, pids);
+            await AssertNothingLeftAsync(crashed, populated[1]);
         }
         finally
         {
-            await lab.DisposeAsync();
+            await Task.WhenAll(disposed.DisposeAsync(), crashed.DisposeAsync());
         }
     }
 
