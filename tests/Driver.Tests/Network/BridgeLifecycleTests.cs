@@ -58,8 +58,7 @@ public sealed class BridgeLifecycleTests
         await host.CallOkAsync("NetworkDriver.RevokeExternalConnectivity", Endpoint(net, ep));
         await host.CallOkAsync("NetworkDriver.Leave", Endpoint(net, ep));
         await host.CallOkAsync("NetworkDriver.DeleteEndpoint", Endpoint(net, ep));
-        Assert.Null(host.Link(hostVeth));
-        Assert.Null(host.Link(containerVeth));
+        await LinkWait.AssertGoneAsync(host, hostVeth, containerVeth);
         Assert.NotNull(host.Link(bridge));
 
         await host.CallOkAsync("NetworkDriver.DeleteNetwork", NetworkBody(net));
@@ -103,7 +102,7 @@ public sealed class BridgeLifecycleTests
             Assert.Equal("{}", (await host.CallOkAsync(call, body)).Body);
             Assert.Equal("{}", (await host.CallOkAsync(call, body)).Body);
         }
-        Assert.Empty(host.SkeinLinkNames());
+        await LinkWait.AssertNoSkeinLinksAsync(host);
     }
 
     [SkippableFact]

@@ -42,15 +42,14 @@ public sealed class DataPathTests
         a.Exec("ip", "link", "set", LinkNames.ContainerVeth(epA), "netns", host.Ns.Name);
         await host.CallOkAsync("NetworkDriver.Leave", Endpoint(net, epA));
         await host.CallOkAsync("NetworkDriver.DeleteEndpoint", Endpoint(net, epA));
-        Assert.Null(host.Link(LinkNames.HostVeth(epA)));
-        Assert.Null(host.Link(LinkNames.ContainerVeth(epA)));
+        await LinkWait.AssertGoneAsync(host, LinkNames.HostVeth(epA), LinkNames.ContainerVeth(epA));
 
         // The other container's namespace dies: its pair goes with it; DeleteEndpoint still succeeds.
         b.Dispose();
         await host.CallOkAsync("NetworkDriver.Leave", Endpoint(net, epB));
         await host.CallOkAsync("NetworkDriver.DeleteEndpoint", Endpoint(net, epB));
         await host.CallOkAsync("NetworkDriver.DeleteNetwork", NetworkBody(net));
-        Assert.Empty(host.SkeinLinkNames());
+        await LinkWait.AssertNoSkeinLinksAsync(host);
     }
 
     [SkippableFact]

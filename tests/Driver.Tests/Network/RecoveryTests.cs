@@ -46,7 +46,7 @@ public sealed class RecoveryTests
         await host.CallOkAsync("NetworkDriver.Leave", Endpoint(net, ep));
         await host.CallOkAsync("NetworkDriver.DeleteEndpoint", Endpoint(net, ep));
         await host.CallOkAsync("NetworkDriver.DeleteNetwork", NetworkBody(net));
-        Assert.Empty(host.SkeinLinkNames());
+        await LinkWait.AssertNoSkeinLinksAsync(host);
     }
 
     [SkippableFact]
@@ -99,7 +99,7 @@ public sealed class RecoveryTests
         // The engine's retry of the interrupted CreateEndpoint converges instead of failing.
         await host.CallOkAsync("NetworkDriver.CreateEndpoint", CreateEndpoint(net, ep, "10.77.0.2/24", "02:42:0a:4d:00:02"));
         await host.CallOkAsync("NetworkDriver.DeleteNetwork", NetworkBody(net));
-        Assert.Empty(host.SkeinLinkNames());
+        await LinkWait.AssertNoSkeinLinksAsync(host);
     }
 
     [SkippableFact]

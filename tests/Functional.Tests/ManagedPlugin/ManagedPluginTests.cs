@@ -315,6 +315,10 @@ public class ManagedPluginTests(ManagedPluginHost host, ITestOutputHelper output
             await client.PostAsync("/IpamDriver.ReleasePool", System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["PoolID"] = poolId }.ToJsonString()));
             await client.PostAsync("/NetworkDriver.DeleteNetwork", System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["NetworkID"] = networkId }.ToJsonString()));
         }
+        // skein deletes veth pairs in the background after answering DeleteEndpoint (~20 ms each): wait, bounded.
+        var vethDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(180);
+        while (await VethCountAsync() != vethsBefore && DateTime.UtcNow < vethDeadline)
+            await Task.Delay(500);
         Assert.Equal(vethsBefore, await VethCountAsync());
     }
 

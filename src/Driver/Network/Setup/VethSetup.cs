@@ -9,9 +9,12 @@ namespace Skein.Driver.Network.Setup;
 /// <summary>
 /// The kernel side of an endpoint: a veth pair in the programmed namespace, host side on the network's bridge and
 /// up, container side carrying the endpoint's MAC and the network's MTU, left for Docker to move (style #5).
+/// Pairs are deleted in the background once their endpoint is forgotten (<see cref="DeferredLinkDeleter"/>).
 /// </summary>
 public sealed class VethSetup(IHostKernel kernel, ILogger log)
 {
+    private readonly DeferredLinkDeleter _deleter = new(kernel, log);
+
     private sealed class Context(EndpointRecord endpoint, NetworkRecord network, int bridgeIndex)
     {
         public EndpointRecord Endpoint { get; } = endpoint;
@@ -26,20 +29,30 @@ public sealed class VethSetup(IHostKernel kernel, ILogger log)
         new("bring the host side up", c => BringUp(kernel, c)),
     ];
 
+    /// <summary>Deletions handed to the background and not finished yet (batches).</summary>
+    public int PendingDeletions => _deleter.Pending;
+
+    /// <summary>Completes once every pair given to <see cref="Remove"/> is deleted; for shutdown and tests.</summary>
+    public Task WhenDeletedAsync() => _deleter.WhenIdleAsync();
+
     public void Apply(EndpointRecord endpoint, NetworkRecord network)
     {
+        // The names are a hash of the endpoint id: a pair of the same id may still be waiting for deletion.
+        _deleter.DeleteNowIfPending(endpoint.HostVeth);
+        _deleter.DeleteNowIfPending(endpoint.ContainerVeth);
         var bridge = kernel.GetLink(network.BridgeName)
                      ?? throw SkeinException.Conflict($"bridge {network.BridgeName} of network {network.NetworkId} is missing");
         SetupPipeline.Run(_steps, new Context(endpoint, network, bridge.Index), log, $"endpoint {endpoint.EndpointId[..Math.Min(12, endpoint.EndpointId.Length)]} ({endpoint.HostVeth})");
     }
 
-    /// <summary>Deletes the pair. Either side may be gone already (the container's namespace died): that is success.</summary>
-    public void Remove(EndpointRecord endpoint)
-    {
-        kernel.DeleteLink(endpoint.HostVeth);
-        // Normally gone with its peer; still here only if the pair was split by a crash half-way.
-        kernel.DeleteLink(endpoint.ContainerVeth);
-    }
+    /// <summary>
+    /// Hands the pair to the background deleter and returns at once: call it only after the endpoint's record is
+    /// gone, so that a crash before the deletion leaves links the reconciler deletes. Either side may be gone
+    /// already (the container's namespace died): that is success.
+    /// </summary>
+    public void Remove(EndpointRecord endpoint) =>
+        // The container side is normally gone with its peer; still here only if the pair was split by a crash.
+        _deleter.Schedule([endpoint.HostVeth, endpoint.ContainerVeth], $"endpoint {endpoint.EndpointId[..Math.Min(12, endpoint.EndpointId.Length)]}");
 
     private static Action? CreatePair(IHostKernel kernel, Context c)
     {
