@@ -27,6 +27,8 @@ public sealed partial class BridgeDriver
             // A retry: converge, and answer exactly what the first attempt answered.
             EnsureBridge(network);
             _veths.Apply(existing, network);
+            if (_cluster is not null)
+                await _cluster.PublishOrDeferAsync(network, existing, ct).ConfigureAwait(false);
             return Reply(existing);
         }
 
@@ -45,6 +47,9 @@ public sealed partial class BridgeDriver
             throw;
         }
         _endpoints[endpointId] = record;
+        // Published now rather than at Join, so other hosts know it before the container starts.
+        if (_cluster is not null)
+            await _cluster.PublishOrDeferAsync(network, record, ct).ConfigureAwait(false);
         _log.LogInformation("created endpoint {Endpoint} on network {Network}: {HostVeth} on {Bridge}, {ContainerVeth} MAC {Mac} {IPv4} {IPv6}",
             Short(endpointId), Short(networkId), record.HostVeth, network.BridgeName, record.ContainerVeth, record.MacAddress, record.IPv4Address ?? "", record.IPv6Address ?? "");
         return Reply(record);
@@ -93,6 +98,8 @@ public sealed partial class BridgeDriver
         await BestEffortAsync($"forgetting endpoint {Short(endpoint.EndpointId)}",
             () => _state.DeleteEndpointAsync(endpoint.EndpointId, CancellationToken.None)).ConfigureAwait(false);
         _endpoints.TryRemove(endpoint.EndpointId, out _);
+        if (_cluster is not null && network is not null)
+            await _cluster.UnpublishAsync(network, endpoint, CancellationToken.None).ConfigureAwait(false);
         if (endpoint.ExternallyConnected)
             BestEffort($"removing port mappings of endpoint {Short(endpoint.EndpointId)}", () => _firewall.RemovePortMappings(endpoint.EndpointId));
         BestEffort($"deleting the veth pair of endpoint {Short(endpoint.EndpointId)}", () => _veths.Remove(endpoint));

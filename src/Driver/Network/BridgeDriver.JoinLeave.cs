@@ -43,6 +43,9 @@ public sealed partial class BridgeDriver
             _endpoints[endpointId] = joined;
         }
 
+        if (_cluster is not null)
+            await _cluster.PublishOrDeferAsync(network, _endpoints[endpointId], ct).ConfigureAwait(false);
+
         string? gateway = null, gatewayIPv6 = null;
         if (!network.Internal)
         {
@@ -70,6 +73,8 @@ public sealed partial class BridgeDriver
         var left = _endpoints[endpointId] with { Joined = false };
         await _state.PutEndpointAsync(left, ct).ConfigureAwait(false);
         _endpoints[endpointId] = left;
+        if (_cluster is not null && _networks.TryGetValue(networkId, out var network))
+            await _cluster.UnpublishAsync(network, left, ct).ConfigureAwait(false);
         return new EmptyResponse();
     }
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Skein.Driver.Netlink;
 using Skein.Driver.Network.Protocol;
 using Skein.Driver.Network.State;
+using Skein.Driver.Overlay.Control;
 using Skein.Ipam;
 using static Skein.Driver.Network.RequestValidation;
 
@@ -16,31 +17,74 @@ public sealed partial class BridgeDriver
         using var held = await LockAsync(ct).ConfigureAwait(false);
         if (_networks.TryGetValue(record.NetworkId, out var existing))
         {
-            if (!existing.SameSettingsAs(record))
+            // A cluster network's MTU may come from the underlay: compare what the request can say.
+            var comparable = existing.IsCluster && !existing.MtuExplicit && !record.MtuExplicit ? record with { Mtu = existing.Mtu } : record;
+            if (!existing.SameSettingsAs(comparable))
                 throw SkeinException.Conflict($"network {record.NetworkId} already exists with different settings (bridge {existing.BridgeName}, subnets {string.Join(", ", existing.IPv4Subnets.Concat(existing.IPv6Subnets))}, MTU {existing.Mtu}, internal {existing.Internal})");
             // A retry: converge on the recorded network rather than failing on what the first attempt built.
             _bridges.Apply(existing);
+            if (existing.IsCluster && _cluster is not null)
+            {
+                _cluster.EnsureDevice(existing);
+                _cluster.Track(existing);
+            }
             return new EmptyResponse();
         }
         if (_networks.Values.FirstOrDefault(n => n.BridgeName == record.BridgeName) is { } clash)
             throw SkeinException.Conflict($"networks {record.NetworkId} and {clash.NetworkId} hash to the same bridge name {record.BridgeName}");
 
-        await _state.PutNetworkAsync(record, ct).ConfigureAwait(false);
+        ClusterNetworkPlan? plan = null;
+        if (_cluster is not null)
+        {
+            plan = await _cluster.PlanAsync(record, RequestedPools(request), record.MtuExplicit, id => !_networks.ContainsKey(id), ct).ConfigureAwait(false);
+            if (plan is not null)
+                record = record with { ClusterNetwork = plan.Net, Vni = plan.Vni, VxlanName = plan.VxlanName, Mtu = plan.Mtu };
+        }
+
         try
         {
-            _bridges.Apply(record);
+            await _state.PutNetworkAsync(record, ct).ConfigureAwait(false);
         }
         catch
         {
+            if (plan is not null)
+                await BestEffortAsync($"leaving cluster network '{plan.Net}' after a failed creation",
+                    () => _cluster!.AbandonAsync(plan.Net, record.NetworkId, CancellationToken.None)).ConfigureAwait(false);
+            throw;
+        }
+        try
+        {
+            _bridges.Apply(record);
+            if (plan is not null)
+                _cluster!.EnsureDevice(record);
+        }
+        catch
+        {
+            if (plan is not null)
+            {
+                BestEffort($"removing VXLAN device {plan.VxlanName} after a failed creation", () => _bridges.RemoveLink(plan.VxlanName));
+                _bridges.Teardown(record);
+                await BestEffortAsync($"leaving cluster network '{plan.Net}' after a failed creation",
+                    () => _cluster!.AbandonAsync(plan.Net, record.NetworkId, CancellationToken.None)).ConfigureAwait(false);
+            }
             await BestEffortAsync($"forgetting network {Short(record.NetworkId)} after a failed creation",
                 () => _state.DeleteNetworkAsync(record.NetworkId, CancellationToken.None)).ConfigureAwait(false);
             throw;
         }
         _networks[record.NetworkId] = record;
-        _log.LogInformation("created network {Network}: bridge {Bridge}, subnets {Subnets}, MTU {Mtu}{Internal}",
-            Short(record.NetworkId), record.BridgeName, string.Join(" ", record.IPv4Subnets.Concat(record.IPv6Subnets)), record.Mtu, record.Internal ? ", internal" : "");
+        if (plan is not null)
+            _cluster!.Track(record);
+        _log.LogInformation("created network {Network}: bridge {Bridge}, subnets {Subnets}, MTU {Mtu}{Internal}{Cluster}",
+            Short(record.NetworkId), record.BridgeName, string.Join(" ", record.IPv4Subnets.Concat(record.IPv6Subnets)), record.Mtu, record.Internal ? ", internal" : "",
+            plan is null ? "" : $", cluster network '{plan.Net}' VNI {plan.Vni} on {plan.VxlanName}");
         return new EmptyResponse();
     }
+
+    private static List<RequestedPool> RequestedPools(CreateNetworkRequest request) =>
+    [
+        .. (request.IPv4Data ?? []).OfType<IpamData>().Where(d => d.Pool is not null).Select(d => new RequestedPool(d.AddressSpace ?? "", d.Pool!, false)),
+        .. (request.IPv6Data ?? []).OfType<IpamData>().Where(d => d.Pool is not null).Select(d => new RequestedPool(d.AddressSpace ?? "", d.Pool!, true)),
+    ];
 
     /// <summary>
     /// Works from the driver's own record only and never refuses (decisions #6): the engine removes the network
@@ -62,6 +106,18 @@ public sealed partial class BridgeDriver
         }
         await BestEffortAsync($"forgetting network {Short(networkId)}", () => _state.DeleteNetworkAsync(networkId, CancellationToken.None)).ConfigureAwait(false);
         _networks.TryRemove(networkId, out _);
+        if (network.IsCluster)
+        {
+            if (_cluster is not null)
+            {
+                foreach (var failure in await _cluster.RemoveAsync(network, CancellationToken.None).ConfigureAwait(false))
+                    _log.LogWarning("network {Network}: {Failure}", Short(networkId), failure);
+            }
+            else
+            {
+                BestEffort($"removing VXLAN device {network.VxlanName}", () => _bridges.RemoveLink(network.VxlanName!));
+            }
+        }
         _bridges.Teardown(network);
         _log.LogInformation("deleted network {Network} (bridge {Bridge})", Short(networkId), network.BridgeName);
         return new EmptyResponse();
@@ -106,6 +162,7 @@ public sealed partial class BridgeDriver
             NetworkId = networkId,
             BridgeName = LinkNames.Bridge(networkId),
             Mtu = options.Mtu,
+            MtuExplicit = options.MtuExplicit,
             Internal = options.Internal,
             EnableIPv6 = enableIPv6,
             InterContainerConnectivity = options.InterContainerConnectivity,

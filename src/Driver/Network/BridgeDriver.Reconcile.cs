@@ -38,6 +38,12 @@ public sealed partial class BridgeDriver
             }
         }
 
+        if (_cluster is not null)
+        {
+            failures.AddRange(_cluster.Reconcile(_networks.Values.ToList()));
+            await BestEffortAsync("publishing deferred endpoints", () => _cluster.RetryDeferredAsync(ct)).ConfigureAwait(false);
+        }
+
         foreach (var endpoint in _endpoints.Values.ToList())
         {
             if (!_networks.TryGetValue(endpoint.NetworkId, out var network))
@@ -63,7 +69,11 @@ public sealed partial class BridgeDriver
 
         var owned = new HashSet<string>(StringComparer.Ordinal);
         foreach (var network in _networks.Values)
+        {
             owned.Add(network.BridgeName);
+            if (network.VxlanName is not null)
+                owned.Add(network.VxlanName);
+        }
         foreach (var endpoint in _endpoints.Values)
         {
             owned.Add(endpoint.HostVeth);
@@ -72,7 +82,7 @@ public sealed partial class BridgeDriver
         var deleted = 0;
         foreach (var link in _kernel.ListLinks())
         {
-            if (!LinkNames.IsSkeinLink(link.Name) || owned.Contains(link.Name))
+            if (!(LinkNames.IsSkeinLink(link.Name) || Overlay.Dataplane.OverlayNames.IsVxlan(link.Name)) || owned.Contains(link.Name))
                 continue;
             try
             {

@@ -5,6 +5,7 @@ using Skein.Driver.Network.Kernel;
 using Skein.Driver.Network.Protocol;
 using Skein.Driver.Network.Setup;
 using Skein.Driver.Network.State;
+using Skein.Driver.Overlay.Control;
 
 namespace Skein.Driver.Network;
 
@@ -24,12 +25,16 @@ public sealed partial class BridgeDriver
     private readonly ILogger _log;
     private readonly BridgeSetup _bridges;
     private readonly VethSetup _veths;
+    /// <summary>The multi-host control plane; null when every network stays on this host.</summary>
+    private readonly OverlayController? _cluster;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly ConcurrentDictionary<string, NetworkRecord> _networks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, EndpointRecord> _endpoints = new(StringComparer.Ordinal);
 
-    public BridgeDriver(DriverStateStore state, IHostKernel kernel, IFirewall firewall, IEndpointAddressBinding addresses, TimeProvider time, ILogger log)
+    public BridgeDriver(DriverStateStore state, IHostKernel kernel, IFirewall firewall, IEndpointAddressBinding addresses, TimeProvider time, ILogger log,
+        OverlayController? cluster = null)
     {
+        _cluster = cluster;
         _state = state;
         _kernel = kernel;
         _firewall = firewall;
@@ -40,8 +45,18 @@ public sealed partial class BridgeDriver
         _veths = new VethSetup(kernel, log);
     }
 
-    /// <summary>Scope local for now: every network lives on this host only.</summary>
+    /// <summary>Every network lives on this host only.</summary>
     public static GetCapabilityResponse Capabilities { get; } = new("local", "local", GwAllocChecker: false);
+
+    /// <summary>
+    /// Multi-host: data scope stays local (each host has its own Docker network object, and a global scope would send
+    /// network creation to a swarm manager), connectivity is global (cluster-store §4.2).
+    /// </summary>
+    public static GetCapabilityResponse MultiHostCapabilities { get; } = new("local", "global", GwAllocChecker: false);
+
+    public static GetCapabilityResponse CapabilitiesFor(bool multiHost) => multiHost ? MultiHostCapabilities : Capabilities;
+
+    public OverlayController? Cluster => _cluster;
 
     public IReadOnlyCollection<NetworkRecord> Networks => _networks.Values.OrderBy(n => n.CreatedAt).ToList();
     public IReadOnlyCollection<EndpointRecord> Endpoints => _endpoints.Values.OrderBy(e => e.CreatedAt).ToList();

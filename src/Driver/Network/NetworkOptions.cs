@@ -22,6 +22,9 @@ public sealed record NetworkOptions(bool EnableIPv6, bool EnableIPv4, bool Inter
     public const int MinimumIPv6Mtu = 1280;
     public const int MaximumMtu = 65535;
 
+    /// <summary>True when -o gave the MTU; otherwise <see cref="Mtu"/> is the default (or, for a cluster network, replaced by the underlay's).</summary>
+    public bool MtuExplicit => Generic.ContainsKey(MtuKey) || Generic.ContainsKey(SkeinMtuKey);
+
     public static NetworkOptions Parse(Dictionary<string, JsonElement>? options)
     {
         options ??= [];

@@ -103,7 +103,7 @@ public sealed class PluginHost : IAsyncDisposable
     /// <summary>Start-up proper, then the periodic reconciliation until shutdown.</summary>
     private async Task InitialiseAndReconcileAsync(CancellationToken ct)
     {
-        SkeinRuntime runtime;
+        SkeinRuntime? runtime = null;
         try
         {
             runtime = await SkeinRuntime.OpenAsync(_options, Logs, _settings.Time, _settings.Overrides, ct).ConfigureAwait(false);
@@ -112,11 +112,23 @@ public sealed class PluginHost : IAsyncDisposable
             var report = await runtime.Driver.ReconcileAsync(ct).ConfigureAwait(false);
             _log.LogInformation("start-up reconciliation: {Networks} network(s), {Endpoints} endpoint(s), {Orphans} orphan link(s) deleted, {Failures} failure(s)",
                 report.NetworksChecked, report.EndpointsChecked, report.OrphanLinksDeleted, report.Failures.Count);
+            await runtime.StartClusterAsync(ct).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
             _log.LogError(ex, "start-up failed: {Error}", ex.Message);
             _ready.TrySetException(ex);
+            if (runtime is not null)
+            {
+                try
+                {
+                    await runtime.DisposeAsync().ConfigureAwait(false);
+                }
+                catch (Exception disposeError)
+                {
+                    _log.LogWarning("releasing what start-up opened: {Error}", disposeError.Message);
+                }
+            }
             return;
         }
         _ready.TrySetResult(runtime);

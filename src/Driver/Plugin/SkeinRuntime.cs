@@ -4,8 +4,10 @@ using Skein.Driver.Firewall;
 using Skein.Driver.Network;
 using Skein.Driver.Network.Kernel;
 using Skein.Driver.Network.State;
+using Skein.Driver.Overlay.Control;
 using Skein.Ipam;
 using Skein.Ipam.Allocation;
+using Skein.Ipam.Cluster;
 using Skein.Ipam.Host;
 using Skein.Ipam.Store;
 using Skein.Ipam.Store.Embedded;
@@ -22,9 +24,21 @@ public sealed class SkeinRuntime : IAsyncDisposable
 {
     private readonly IClusterStore _clusterStore;
     private readonly IClusterStore? _localStore;
+    private readonly ServeOptions _options;
+    private readonly ILoggerFactory _logs;
+    private readonly TimeProvider _time;
+    private readonly string _keyRoot;
+    private readonly CancellationTokenSource _stopping = new();
+    private NodeMembership? _membership;
+    private Task _collecting = Task.CompletedTask;
 
-    private SkeinRuntime(IClusterStore clusterStore, IClusterStore? localStore, IpamService ipam, IHostKernel kernel, IFirewall firewall, BridgeDriver driver, string nodeId)
+    private SkeinRuntime(IClusterStore clusterStore, IClusterStore? localStore, IpamService ipam, IHostKernel kernel, IFirewall firewall, BridgeDriver driver, string nodeId,
+        ServeOptions options, ILoggerFactory logs, TimeProvider time, string keyRoot)
     {
+        _options = options;
+        _logs = logs;
+        _time = time;
+        _keyRoot = keyRoot;
         _clusterStore = clusterStore;
         _localStore = localStore;
         Ipam = ipam;
@@ -43,15 +57,21 @@ public sealed class SkeinRuntime : IAsyncDisposable
     public IFirewall Firewall { get; }
     public BridgeDriver Driver { get; }
     public string NodeId { get; }
+    /// <summary>The multi-host control plane; null unless the store is shared and an advertise address was given.</summary>
+    public OverlayController? Overlay => Driver.Cluster;
+    /// <summary>This node's presence in the cluster, once <see cref="StartClusterAsync"/> ran.</summary>
+    public NodeMembership? Membership => _membership;
 
     /// <summary>Test seams: a kernel or firewall to use instead of the real ones (e.g. one that fails a chosen step).</summary>
-    public sealed record Overrides(Func<IHostKernel, IHostKernel>? WrapKernel = null, Func<IFirewall, IFirewall>? WrapFirewall = null);
+    /// <param name="ConfigureOverlay">Adjusts the multi-host settings (tests shorten the hold-down).</param>
+    public sealed record Overrides(Func<IHostKernel, IHostKernel>? WrapKernel = null, Func<IFirewall, IFirewall>? WrapFirewall = null,
+        Func<OverlaySettings, OverlaySettings>? ConfigureOverlay = null);
 
     public static async Task<SkeinRuntime> OpenAsync(ServeOptions options, ILoggerFactory logs, TimeProvider time, Overrides? overrides, CancellationToken ct)
     {
         var log = logs.CreateLogger("skein.runtime");
         Directory.CreateDirectory(options.StateDir);
-        var nodeId = LoadOrCreateNodeId(options.StateDir);
+        var nodeId = options.NodeId ?? LoadOrCreateNodeId(options.StateDir);
         var location = ClusterStoreFactory.Parse(options.StoreUrl);
         var clusterStore = await ClusterStoreFactory.OpenAsync(options.StoreUrl, options.StateDir, time, ct: ct).ConfigureAwait(false);
         IClusterStore? localStore = null;
@@ -67,20 +87,35 @@ public sealed class SkeinRuntime : IAsyncDisposable
                 kernel = wrapKernel(kernel);
             var firewallLog = logs.CreateLogger("skein.firewall");
             var kernelForSysctl = kernel;
-            IFirewall firewall = new IptablesFirewall(new IptablesOptions
+            var iptables = new IptablesFirewall(new IptablesOptions
             {
                 CommandPrefix = options.NetNsPath is null ? [] : ["nsenter", $"--net={options.NetNsPath}"],
                 Log = line => firewallLog.LogInformation("{Line}", line),
                 ReadSysctl = options.NetNsPath is null ? null : key => kernelForSysctl.TryReadSysctl(key),
             });
+            IFirewall firewall = iptables;
             if (overrides?.WrapFirewall is { } wrapFirewall)
                 firewall = wrapFirewall(firewall);
 
+            OverlayController? overlay = null;
+            if (options.MultiHost)
+            {
+                var advertise = options.AdvertiseAddress!;
+                var overlayLog = logs.CreateLogger("skein.overlay");
+                var dataplane = new KernelOverlayDataplane(kernel, overlayLog);
+                // Also the check that the advertise address is this host's: the link holding it gives the MTU.
+                var underlayMtu = dataplane.DefaultMtu(advertise);
+                var settings = new OverlaySettings { NodeId = nodeId, KeyRoot = location.RootPrefix, LocalVtep = advertise, VxlanPort = options.VxlanPort };
+                if (overrides?.ConfigureOverlay is { } configure)
+                    settings = configure(settings);
+                overlay = new OverlayController(clusterStore, settings, dataplane, iptables, ipam.FindPoolAsync, time, overlayLog);
+                log.LogInformation("multi-host: VTEP {Vtep}, VXLAN port {Port}, overlay MTU {Mtu} unless -o sets one", advertise, options.VxlanPort, underlayMtu);
+            }
             var driver = new BridgeDriver(new DriverStateStore(localStore ?? clusterStore), kernel, firewall,
-                new IpamEndpointBinding(ipam, logs.CreateLogger("skein.ipam")), time, logs.CreateLogger("skein.driver"));
+                new IpamEndpointBinding(ipam, logs.CreateLogger("skein.ipam")), time, logs.CreateLogger("skein.driver"), overlay);
             log.LogInformation("node {Node}, store {Store}, state {StateDir}, programming namespace {Namespace}",
                 nodeId, location, options.StateDir, options.NetNsPath ?? "(own)");
-            return new SkeinRuntime(clusterStore, localStore, ipam, kernel, firewall, driver, nodeId);
+            return new SkeinRuntime(clusterStore, localStore, ipam, kernel, firewall, driver, nodeId, options, logs, time, location.RootPrefix);
         }
         catch
         {
@@ -126,8 +161,49 @@ public sealed class SkeinRuntime : IAsyncDisposable
         return id.Length > 0 ? id : "node";
     }
 
+    /// <summary>
+    /// Multi-host start-up, after the records are loaded and reconciled (cluster-store §4.6): presence in nodes/ and
+    /// the incarnation, the fencing check, publication of every local endpoint, the peer watchers, and the dead-node
+    /// collector in the background. Nothing to do when every network stays on this host.
+    /// </summary>
+    public async Task StartClusterAsync(CancellationToken ct)
+    {
+        if (Overlay is not { } overlay)
+            return;
+        var log = _logs.CreateLogger("skein.cluster");
+        _membership = await NodeMembership.StartAsync(_clusterStore,
+            new NodeMembershipOptions(NodeId, _keyRoot, _options.AdvertiseAddress!.ToString(), _options.ReclaimAfter, StateDir: _options.StateDir),
+            _time, line => log.LogInformation("{Line}", line), ct).ConfigureAwait(false);
+        overlay.UseRecords(() => Driver.Networks, () => Driver.Endpoints);
+        await overlay.StartAsync(new MembershipPresence(_membership), Driver.Networks, Driver.Endpoints, ct).ConfigureAwait(false);
+        var collector = new DeadNodeCollector(_clusterStore, _membership, _keyRoot, _options.ReclaimAfter, _time, line => log.LogInformation("{Line}", line));
+        var stopping = _stopping.Token;
+        _collecting = Task.Run(async () =>
+        {
+            try
+            {
+                await collector.RunAsync(stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+            }
+            catch (Exception ex)
+            {
+                log.LogError("dead-node collection stopped: {Error}", ex.Message);
+            }
+        }, CancellationToken.None);
+        log.LogInformation("node {Node} joined the cluster as incarnation {Incarnation}", NodeId, _membership.Incarnation);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _collecting.ConfigureAwait(false);
+        if (Overlay is { } overlay)
+            await overlay.DisposeAsync().ConfigureAwait(false);
+        if (_membership is not null)
+            await _membership.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
         Kernel.Dispose();
         if (_localStore is not null)
             await _localStore.DisposeAsync().ConfigureAwait(false);

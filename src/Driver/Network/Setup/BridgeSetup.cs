@@ -68,6 +68,9 @@ public sealed class BridgeSetup(IHostKernel kernel, IFirewall firewall, ILogger 
         return failures;
     }
 
+    /// <summary>Deletes one link (a VXLAN port) by name; false when it was not there.</summary>
+    public bool RemoveLink(string name) => kernel.DeleteLink(name);
+
     public static NetworkFirewall FirewallView(NetworkRecord network) =>
         new(network.BridgeName,
             network.IPv4Subnets.Concat(network.IPv6Subnets).Select(s => IPNetwork.Parse(s)).ToList(),

@@ -23,6 +23,19 @@ public sealed record NetworkRecord
     /// <summary>The `-o` options (com.docker.network.generic) as strings, kept for `skein status` and comparisons.</summary>
     public required IReadOnlyDictionary<string, string> GenericOptions { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
+    /// <summary>
+    /// The logical network this Docker network is on a cluster of hosts (decisions #1, #5); null for a host-local
+    /// network. Records written before multi-host existed have none of the three cluster fields.
+    /// </summary>
+    public string? ClusterNetwork { get; init; }
+    /// <summary>The cluster network's VXLAN id, as the registry agreed it.</summary>
+    public int? Vni { get; init; }
+    /// <summary>skx-…: the VXLAN port on the bridge.</summary>
+    public string? VxlanName { get; init; }
+    /// <summary>True when the MTU came from -o (the same on every host); false when derived from the underlay.</summary>
+    public bool MtuExplicit { get; init; }
+
+    public bool IsCluster => ClusterNetwork is not null;
 
     /// <summary>True when a repeated CreateNetwork describes the same network (a retry), not a different one.</summary>
     public bool SameSettingsAs(NetworkRecord other) =>
