@@ -33,3 +33,15 @@ public enum IPv4DeviceConf
     ProxyArpPrivateVlan = 25,
     RouteLocalnet = 26,
 }
+
+/// <summary>
+/// IN6_ADDR_GEN_MODE_* (IFLA_INET6_ADDR_GEN_MODE): how a link makes its IPv6 link-local address. None keeps a
+/// link that only carries frames (a VXLAN bridge port) from sending DAD, MLD and router solicitations of its own.
+/// </summary>
+public enum IPv6AddressGenerationMode : byte
+{
+    Eui64 = 0,
+    None = 1,
+    StablePrivacy = 2,
+    Random = 3,
+}

@@ -475,6 +475,28 @@ public sealed partial class RtNetlink : IDisposable
         return value ?? throw new NotSupportedException($"link {index} reports no IPv4 configuration (IFLA_INET_CONF)");
     }
 
+    /// <summary>How the link makes its IPv6 link-local address (`ip link set DEV addrgenmode none|eui64|...`).</summary>
+    public void SetIPv6AddressGenerationMode(int index, IPv6AddressGenerationMode mode)
+    {
+        RequireIndex(index, nameof(index));
+        if (!Enum.IsDefined(mode)) throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown IPv6 address generation mode");
+        Span<byte> buffer = stackalloc byte[RequestBufferSize];
+        _socket.Execute($"set ipv6 addrgenmode {mode} on link {index}", DeviceConfigurationMessages.SetIPv6AddressGenerationMode(buffer, index, mode));
+    }
+
+    /// <summary>The link's IPv6 address generation mode; null when the link reports no IPv6 data (IPv6 off for it).</summary>
+    public IPv6AddressGenerationMode? GetIPv6AddressGenerationMode(int index)
+    {
+        RequireIndex(index, nameof(index));
+        Span<byte> buffer = stackalloc byte[RequestBufferSize];
+        return _socket.Get($"get ipv6 addrgenmode of link {index}", LinkMessages.Get(buffer, index),
+            (in ReceivedMessage message, out IPv6AddressGenerationMode? result) =>
+            {
+                result = message.Type == MessageType.NewLink ? DeviceConfigurationMessages.ReadIPv6AddressGenerationMode(message) : null;
+                return message.Type == MessageType.NewLink;
+            });
+    }
+
     // ---- sysctl ----
 
     /// <summary>Reads a sysctl (e.g. "net.ipv6.conf.eth0.disable_ipv6") as seen from this handle's namespace.</summary>

@@ -47,6 +47,14 @@ internal enum InetAttribute : ushort
     Configuration = 1,
 }
 
+/// <summary>IFLA_INET6_* inside IFLA_AF_SPEC/AF_INET6.</summary>
+internal enum Inet6Attribute : ushort
+{
+    Flags = 1,
+    Configuration = 2,
+    AddressGenerationMode = 8,
+}
+
 /// <summary>Children of IFLA_INET_CONF when setting: the attribute type is the IPV4_DEVCONF_* id.</summary>
 internal enum InetConfigurationAttribute : ushort
 {
