@@ -150,6 +150,8 @@ public sealed class PluginHostTests
         public IReadOnlyList<AddressInfo> ListAllAddresses() => inner.ListAllAddresses();
         public BridgePortSettings GetBridgePortSettings(int index) => inner.GetBridgePortSettings(index);
         public void SetBridgePortSettings(int index, BridgePortSettings settings) => inner.SetBridgePortSettings(index, settings);
+        public IPv6AddressGenerationMode? GetIPv6AddressGenerationMode(int index) => inner.GetIPv6AddressGenerationMode(index);
+        public void SetIPv6AddressGenerationMode(int index, IPv6AddressGenerationMode mode) => inner.SetIPv6AddressGenerationMode(index, mode);
         public IReadOnlyList<FdbEntry> ListFdb(int index) => inner.ListFdb(index);
         public void AppendFdb(FdbEntry entry) => inner.AppendFdb(entry);
         public void ReplaceFdb(FdbEntry entry) => inner.ReplaceFdb(entry);

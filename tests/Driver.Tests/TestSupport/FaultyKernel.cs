@@ -41,6 +41,8 @@ public sealed class FaultyKernel(IHostKernel inner) : IHostKernel
     public IReadOnlyList<AddressInfo> ListAllAddresses() => inner.ListAllAddresses();
     public BridgePortSettings GetBridgePortSettings(int index) => inner.GetBridgePortSettings(index);
     public void SetBridgePortSettings(int index, BridgePortSettings settings) { Check(nameof(SetBridgePortSettings), NameOf(index)); inner.SetBridgePortSettings(index, settings); }
+    public IPv6AddressGenerationMode? GetIPv6AddressGenerationMode(int index) => inner.GetIPv6AddressGenerationMode(index);
+    public void SetIPv6AddressGenerationMode(int index, IPv6AddressGenerationMode mode) { Check(nameof(SetIPv6AddressGenerationMode), NameOf(index)); inner.SetIPv6AddressGenerationMode(index, mode); }
     public IReadOnlyList<FdbEntry> ListFdb(int index) => inner.ListFdb(index);
     public void AppendFdb(FdbEntry entry) { Check(nameof(AppendFdb), NameOf(entry.Index)); inner.AppendFdb(entry); }
     public void ReplaceFdb(FdbEntry entry) { Check(nameof(ReplaceFdb), NameOf(entry.Index)); inner.ReplaceFdb(entry); }

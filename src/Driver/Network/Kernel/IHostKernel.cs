@@ -35,6 +35,9 @@ public interface IHostKernel : IDisposable
     BridgePortSettings GetBridgePortSettings(int index);
     /// <summary>Sets the flags that are not null; a flag the kernel does not know throws <see cref="NotSupportedException"/>.</summary>
     void SetBridgePortSettings(int index, BridgePortSettings settings);
+    /// <summary>Null when the link reports no IPv6 data (IPv6 off for it).</summary>
+    IPv6AddressGenerationMode? GetIPv6AddressGenerationMode(int index);
+    void SetIPv6AddressGenerationMode(int index, IPv6AddressGenerationMode mode);
     /// <summary>The FDB entries reported for one link (its own and its master bridge's), from one dump.</summary>
     IReadOnlyList<FdbEntry> ListFdb(int index);
     void AppendFdb(FdbEntry entry);
@@ -97,6 +100,8 @@ public sealed class RtNetlinkKernel(RtNetlink handle) : IHostKernel
     public IReadOnlyList<AddressInfo> ListAllAddresses() => handle.ListAddresses();
     public BridgePortSettings GetBridgePortSettings(int index) => handle.GetBridgePortFlags(index);
     public void SetBridgePortSettings(int index, BridgePortSettings settings) => handle.SetBridgePortFlags(index, settings);
+    public IPv6AddressGenerationMode? GetIPv6AddressGenerationMode(int index) => handle.GetIPv6AddressGenerationMode(index);
+    public void SetIPv6AddressGenerationMode(int index, IPv6AddressGenerationMode mode) => handle.SetIPv6AddressGenerationMode(index, mode);
     public IReadOnlyList<FdbEntry> ListFdb(int index) => handle.ListFdb(index);
     public void AppendFdb(FdbEntry entry) => handle.AppendFdb(entry);
     public void ReplaceFdb(FdbEntry entry) => handle.ReplaceFdb(entry);

@@ -27,7 +27,8 @@ public sealed partial class OverlayDataplane(IHostKernel kernel, ILogger log)
     /// <summary>
     /// Makes the VXLAN link exactly what <paramref name="device"/> says: created when missing, recreated when its
     /// VNI, port, local address, learning or checksum settings differ (the kernel cannot change all of them in
-    /// place), MTU and master repaired in place, bridge port flags learning off and neigh_suppress on, link up.
+    /// place), MTU and master repaired in place, bridge port flags learning off and neigh_suppress on, no IPv6
+    /// address generation and no addresses, link up.
     /// A link created by this call is removed again if a later step fails.
     /// </summary>
     public void EnsureDevice(OverlayDevice device)
@@ -78,6 +79,13 @@ public sealed partial class OverlayDataplane(IHostKernel kernel, ILogger log)
             var flags = kernel.GetBridgePortSettings(link.Index);
             if (flags.Learning != false || flags.NeighSuppress != true)
                 kernel.SetBridgePortSettings(link.Index, new BridgePortSettings { Learning = false, NeighSuppress = true });
+
+            // The VXLAN port is a wire, not a host: with a link-local address of its own it would send DAD, MLD and
+            // router solicitations straight across the underlay, past the bridge's neighbour suppression.
+            if (kernel.GetIPv6AddressGenerationMode(link.Index) is { } mode && mode != IPv6AddressGenerationMode.None)
+                kernel.SetIPv6AddressGenerationMode(link.Index, IPv6AddressGenerationMode.None);
+            foreach (var address in kernel.ListAddresses(link.Index))
+                kernel.DeleteAddress(link.Index, address.Address);
 
             if (!link.IsUp)
                 kernel.SetLinkUp(link.Index);

@@ -60,7 +60,7 @@ public class OverlayDataplaneKernelTests
 
         var afterPings = capture.Read();
         Assert.True(afterPings.Other >= 6, $"the capture saw no echo traffic inside VXLAN: {afterPings}");
-        Assert.Equal((0, 0, 0), (afterPings.Arp, afterPings.NeighborSolicitations, afterPings.NeighborAdvertisements));
+        Assert.True((0, 0, 0) == (afterPings.Arp, afterPings.NeighborSolicitations, afterPings.NeighborAdvertisements), $"{afterPings}: {string.Join("; ", capture.Solicitations)}");
 
         // The capture can see ARP and ND: an address nobody announced is looked for across the underlay.
         Assert.False(Ping(a, IPAddress.Parse("10.77.0.99")));
@@ -133,6 +133,8 @@ public class OverlayDataplaneKernelTests
         a.Ns.Exec("ip", "link", "set", Vxlan, "mtu", "1300");
         a.Ns.Exec("bridge", "link", "set", "dev", Vxlan, "learning", "on", "neigh_suppress", "off");
         a.Ns.Exec("ip", "link", "set", Vxlan, "down");
+        a.Ns.Exec("ip", "link", "set", Vxlan, "addrgenmode", "eui64");
+        a.Ns.Exec("ip", "addr", "add", "fe80::77/64", "dev", Vxlan, "nodad");
         a.Dataplane.EnsureDevice(a.Device);
         Assert.Equal(index, a.Kernel.GetLink(Vxlan)!.Index);
         AssertDevice(a);
@@ -149,6 +151,32 @@ public class OverlayDataplaneKernelTests
         AssertDevice(a);
         Assert.Equal(new PeerSyncResult(3, 0, 0, 2, 0, 0), a.Dataplane.Apply(a.Device, b.View));
         Assert.True(Ping(a, b.ContainerV4), "IPv4 ping failed after the link was recreated");
+    }
+
+    [SkippableFact]
+    public void Over_an_IPv6_underlay_the_MTU_allows_for_70_bytes_and_UDP_checksums_stay_on()
+    {
+        Skip.IfNot(NetNs.IsSupported, NetNs.SkipReason);
+        Skip.IfNot(NetNsCommand.Exists("ping") && NetNsCommand.Exists("bridge"), "needs ping (iputils-ping) and bridge (iproute2)");
+        using var lab = new OverlayLab(ipv6Underlay: true);
+        var (a, b) = (lab.A, lab.B);
+        Assert.Equal(1430, a.Device.Mtu);
+        foreach (var (host, other) in new[] { (a, b), (b, a) })
+        {
+            host.Dataplane.EnsureDevice(host.Device);
+            Assert.Equal(new PeerSyncResult(5, 0, 0, 0, 0, 0), host.Dataplane.Apply(host.Device, other.View));
+        }
+        AssertDevice(a);
+        var data = KernelJson.Single(a.Ns.IpJson("-d", "link", "show", Vxlan)).Path("linkinfo", "info_data");
+        Assert.Equal(((bool?)false, (bool?)false), (data.Bool("udp_zero_csum6_tx"), data.Bool("udp_zero_csum6_rx")));
+        AssertPeerEntries(a, b);
+
+        using var capture = VxlanCapture.Start(a.Ns, Port);
+        Assert.True(Ping(a, b.ContainerV4, count: 2), "IPv4 ping across the IPv6 underlay failed");
+        Assert.True(Ping(a, b.ContainerV6, count: 2), "IPv6 ping across the IPv6 underlay failed");
+        var seen = capture.Read();
+        Assert.True(seen.Other >= 8, $"the capture saw no echo traffic inside VXLAN over IPv6: {seen}");
+        Assert.True((0, 0) == (seen.Arp, seen.NeighborSolicitations), $"{seen}: {string.Join("; ", capture.Solicitations)}");
     }
 
     [SkippableFact]
@@ -227,10 +255,12 @@ public class OverlayDataplaneKernelTests
     {
         var link = KernelJson.Single(host.Ns.IpJson("-d", "link", "show", Vxlan));
         var data = link.Path("linkinfo", "info_data");
-        Assert.Equal((Vni, host.Underlay.ToString(), false, (int)Port), (data.Int("id")!.Value, data.String("local"), data.Bool("learning")!.Value, data.Int("port")!.Value));
-        Assert.False(data.TryGetProperty("group", out _) || data.TryGetProperty("remote", out _), data.ToString());
+        Assert.Equal((Vni, host.Underlay.ToString(), false, (int)Port), (data.Int("id")!.Value, data.String("local") ?? data.String("local6"), data.Bool("learning")!.Value, data.Int("port")!.Value));
+        Assert.False(data.TryGetProperty("group", out _) || data.TryGetProperty("remote", out _) || data.TryGetProperty("group6", out _), data.ToString());
         Assert.Equal((Bridge, host.Device.Mtu), (link.String("master"), link.Int("mtu")!.Value));
         Assert.Contains("UP", link.Strings("flags"));
+        Assert.Equal("none", link.String("inet6_addr_gen_mode"));
+        Assert.False(KernelJson.Single(host.Ns.IpJson("addr", "show", "dev", Vxlan)).Path("addr_info").EnumerateArray().Any(), "the VXLAN port has addresses");
         var port = KernelJson.Single(host.Ns.BridgeJson("-d", "link", "show", "dev", Vxlan));
         Assert.Equal(((bool?)false, (bool?)true), (port.Bool("learning"), port.Bool("neigh_suppress")));
     }

@@ -24,7 +24,7 @@ internal sealed class OverlayLab : IDisposable
     public sealed class Host(string name, string underlay, string bridgeMac, string containerMac, string containerV4, string containerV6)
     {
         public string Name { get; } = name;
-        public IPAddress Underlay { get; } = IPAddress.Parse(underlay);
+        public IPAddress Underlay { get; set; } = IPAddress.Parse(underlay);
         public string BridgeMac { get; } = bridgeMac;
         public PhysicalAddress ContainerMac { get; } = PhysicalAddress.Parse(containerMac.Replace(':', '-').ToUpperInvariant());
         public string ContainerMacText { get; } = containerMac;
@@ -47,8 +47,14 @@ internal sealed class OverlayLab : IDisposable
     public Host A { get; } = new("A", "198.18.99.1", "02:77:aa:00:00:01", "02:77:00:00:00:02", "10.77.0.2", "fd77::2");
     public Host B { get; } = new("B", "198.18.99.2", "02:77:bb:00:00:01", "02:77:00:00:00:03", "10.77.0.3", "fd77::3");
 
-    public OverlayLab()
+    /// <param name="ipv6Underlay">Join the hosts over IPv6 (2001:db8:99::1 and ::2) instead of IPv4.</param>
+    public OverlayLab(bool ipv6Underlay = false)
     {
+        if (ipv6Underlay)
+        {
+            A.Underlay = IPAddress.Parse("2001:db8:99::1");
+            B.Underlay = IPAddress.Parse("2001:db8:99::2");
+        }
         try
         {
             foreach (var host in new[] { A, B })
@@ -84,7 +90,10 @@ internal sealed class OverlayLab : IDisposable
     {
         using var net = RtNetlink.OpenNamespace(host.Ns.Path);
         int underlay = net.GetLink("ul0")!.Index;
-        net.AddAddress(underlay, new IpPrefix(host.Underlay, 24));
+        if (host.Underlay.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6)
+            net.AddAddress(underlay, new IpPrefix(host.Underlay, 64), AddressFlags.NoDad);
+        else
+            net.AddAddress(underlay, new IpPrefix(host.Underlay, 24));
         net.SetLinkUp(underlay);
 
         net.AddLink(new BridgeSpec(Bridge) { Mtu = 1450, MacAddress = Mac(host.BridgeMac) });

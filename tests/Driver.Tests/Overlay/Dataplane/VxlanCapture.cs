@@ -27,6 +27,9 @@ internal sealed unsafe class VxlanCapture : IDisposable
     private readonly byte[] _buffer = new byte[65536];
     private int _arp, _solicitations, _advertisements, _other;
 
+    /// <summary>Source, destination and target of each solicitation seen, for failure messages.</summary>
+    public List<string> Solicitations { get; } = [];
+
     private VxlanCapture(int fd, ushort port)
     {
         _fd = fd;
@@ -82,8 +85,11 @@ internal sealed unsafe class VxlanCapture : IDisposable
         ushort innerType = BinaryPrimitives.ReadUInt16BigEndian(inner[12..]);
         if (innerType == 0x0806)
             _arp++;
-        else if (innerType == 0x86DD && inner.Length >= 14 + 40 + 1 && inner[14 + 6] == 58 && inner[14 + 40] == 135)
+        else if (innerType == 0x86DD && inner.Length >= 14 + 40 + 24 && inner[14 + 6] == 58 && inner[14 + 40] == 135)
+        {
             _solicitations++;
+            Solicitations.Add($"NS {new System.Net.IPAddress(inner.Slice(14 + 8, 16))} → {new System.Net.IPAddress(inner.Slice(14 + 24, 16))} for {new System.Net.IPAddress(inner.Slice(14 + 40 + 8, 16))} (inner MAC {Convert.ToHexString(inner[6..12])} → {Convert.ToHexString(inner[..6])})");
+        }
         else if (innerType == 0x86DD && inner.Length >= 14 + 40 + 1 && inner[14 + 6] == 58 && inner[14 + 40] == 136)
             _advertisements++;
         else
