@@ -96,7 +96,7 @@ etcd_start() {
   echo $! >"$dir/etcd.pid"
   local t
   for ((t = 0; t < 150; t++)); do
-    ip netns exec "$s" curl -sf -m 1 "$client/health" 2>/dev/null | grep -q '"true"' && return 0
+    ip netns exec "$s" timeout 2 busybox wget -qO- "$client/health" 2>/dev/null | grep -q '"true"' && return 0
     alive "$(cat "$dir/etcd.pid")" "$dir/etcd-data" || { tail -5 "$dir/etcd.log" >&2; die "etcd exited during start"; }
     sleep 0.2
   done
@@ -128,8 +128,9 @@ skein_start() {
   echo $! >"$hd/skein.pid"
   local t
   for ((t = 0; t < 300; t++)); do
-    [[ -S $hd/plugins/skein.sock ]] &&
-      curl -sf -m 2 --unix-socket "$hd/plugins/skein.sock" -X POST http://skein/IpamDriver.GetDefaultAddressSpaces >/dev/null 2>&1 &&
+    # ready = answers a call that needs its whole start-up (it holds calls until then)
+    [[ -S $hd/plugins/skein.sock ]] && { ! command -v curl >/dev/null ||
+      curl -sf -m 2 --unix-socket "$hd/plugins/skein.sock" -X POST http://skein/IpamDriver.GetDefaultAddressSpaces >/dev/null 2>&1; } &&
       return 0
     alive "$(cat "$hd/skein.pid")" "$hd/plugins/skein.sock" || { tail -20 "$hd/skein.log" >&2; die "skein of host $i exited during start"; }
     sleep 0.1

@@ -143,14 +143,15 @@ public sealed class EtcdMultiHostTests(EtcdLab lab) : CoreScenarios<EtcdLab>(lab
         Lab.RequireReady();
         await using var scope = Lab.Scope();
         var name = scope.Name("red");
-        (await scope.TryNetworkAsync(Lab[1], "red", "--subnet", "10.25.0.0/16", "-o", "skein.network=" + name)).EnsureOk();
-        var second = await scope.TryNetworkAsync(Lab[2], "red", "--subnet", "10.26.0.0/16", "-o", "skein.network=" + name);
+        string[] Named(string subnet) => ["--subnet", subnet, "-o", "skein.network=" + name, "--ipam-opt", "skein.network=" + name];
+        (await scope.TryNetworkAsync(Lab[1], "red", Named("10.25.0.0/16"))).EnsureOk();
+        var second = await scope.TryNetworkAsync(Lab[2], "red", Named("10.26.0.0/16"));
         Assert.False(second.Ok, $"host2 created cluster network {name} with 10.26.0.0/16 although host1 has it with 10.25.0.0/16");
         Assert.Matches(new Regex(@"conflict|differ|10\.25\.0\.0/16|10\.26\.0\.0/16|subnet|pool", RegexOptions.IgnoreCase), second.Stderr);
         Assert.False((await Lab[2].DockerAsync("network", "inspect", name)).Ok, "the refused network exists on host2 anyway");
 
         // the first definition is untouched: host2 may join with the same settings
-        (await scope.TryNetworkAsync(Lab[2], "red", "--subnet", "10.25.0.0/16", "-o", "skein.network=" + name)).EnsureOk();
+        (await scope.TryNetworkAsync(Lab[2], "red", Named("10.25.0.0/16"))).EnsureOk();
         var a = await scope.RunAsync(Lab[1], "a", name);
         var b = await scope.RunAsync(Lab[2], "b", name);
         await scope.AssertPingsAsync(a, b, await scope.IPv4Async(b));
