@@ -34,6 +34,8 @@ public class OverlayDataplaneKernelTests
         Assert.False(Ping(a, b.ContainerV4), "no peers programmed, yet the remote container answered over IPv4");
         Assert.False(Ping(a, b.ContainerV6), "no peers programmed, yet the remote container answered over IPv6");
         AssertDevice(a);
+        // Forget the failed lookups, or a resolution still retrying from before Apply may time out just after it.
+        a.Container.Exec("ip", "neigh", "flush", "dev", "eth0");
 
         using var capture = VxlanCapture.Start(a.Ns, Port);
         var resultA = a.Dataplane.Apply(a.Device, b.View);
