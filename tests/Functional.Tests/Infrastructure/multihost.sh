@@ -70,12 +70,12 @@ net_up() {
 }
 
 host_ip() { echo "198.18.$(cat "$1/h$2/underlay-k").$2"; }
-dockerd_start() { "$TESTHOST" dockerd-start "$1/h$2" "$(run_of "$1")-h$2" "$(host_ip "$1" "$2")"; }
-dockerd_stop() { "$TESTHOST" dockerd-stop "$1/h$2" "${3:-term}"; }
+dockerd_start() { bash "$TESTHOST" dockerd-start "$1/h$2" "$(run_of "$1")-h$2" "$(host_ip "$1" "$2")"; }
+dockerd_stop() { bash "$TESTHOST" dockerd-stop "$1/h$2" "${3:-term}"; }
 dockerd_pid() { local p; p=$(cat "$1/h$2/docker.pid" 2>/dev/null) && alive "$p" "$1/h$2/docker.sock" && echo "$p"; }
 image() {
   local dir=$1 i=$2 name=$3 tar=${4:-}
-  if [[ -z $tar ]]; then "$TESTHOST" image "$dir/h$i" "$name"; return; fi
+  if [[ -z $tar ]]; then bash "$TESTHOST" image "$dir/h$i" "$name"; return; fi
   DOCKER_CONFIG=$dir/h$i/cli timeout 60 /usr/bin/docker -H "unix://$dir/h$i/docker.sock" image inspect "$name" >/dev/null 2>&1 && return 0
   DOCKER_CONFIG=$dir/h$i/cli timeout 120 /usr/bin/docker -H "unix://$dir/h$i/docker.sock" import \
     --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/bin' "$tar" "$name" >/dev/null || die "import $tar as $name on host $i"
@@ -150,7 +150,7 @@ teardown() {
   [[ $run == *-* ]] || die "refusing to tear down '$dir' (expected /tmp/PREFIX-RAND)"
   # hosts in parallel: containers, dockerd, containerd, shims, skein, the host namespace, mounts
   for i in $(hosts_of "$dir"); do
-    "$TESTHOST" teardown "$dir/h$i" "$run-h$i" "$run-h$i" &
+    bash "$TESTHOST" teardown "$dir/h$i" "$run-h$i" "$run-h$i" &
   done
   wait
   for i in $(hosts_of "$dir") 1 2 3 4 5 6 7 8 9; do   # namespaces whose host dir never got made

@@ -70,6 +70,7 @@ public sealed class EtcdMultiHostTests(EtcdLab lab) : CoreScenarios<EtcdLab>(lab
         Assert.True(summary.Sent > 0, "the long ping did not run: " + summary.Output);
         Assert.True(summary.Lost <= TolerableLoss, $"{summary.Lost} of {summary.Sent} pings lost during the store outage:\n{summary.Output}");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"docker run with the store down took {clock.Elapsed.TotalSeconds:0.0} s (must start or fail fast)");
+        Console.WriteLine($"store outage: docker run {(during.Ok ? "started" : "failed: " + during.Stderr.Trim())} after {clock.Elapsed.TotalSeconds:0.0} s; {summary.Lost}/{summary.Sent} pings lost");
         if (!during.Ok)
             Assert.Matches(new Regex("store|etcd|unavailable|unreachable|connect|timed? ?out", RegexOptions.IgnoreCase), during.Stderr);
 
