@@ -116,12 +116,17 @@ internal sealed class OverlayLab : IDisposable
 
     public static PhysicalAddress Mac(string text) => PhysicalAddress.Parse(text.Replace(':', '-').ToUpperInvariant());
 
-    /// <summary>One echo from <paramref name="from"/>'s container; true when a reply came back.</summary>
-    public static bool Ping(Host from, IPAddress to, int count = 1)
+    /// <summary>Echoes from <paramref name="from"/>'s container; true when a reply came back.</summary>
+    public static bool Ping(Host from, IPAddress to, int count = 1) => Ping(from, to, count, waitSeconds: 2);
+
+    /// <summary>True when one echo got no reply within a second (for what must not be reachable).</summary>
+    public static bool Unreachable(Host from, IPAddress to) => !Ping(from, to, 1, waitSeconds: 1);
+
+    private static bool Ping(Host from, IPAddress to, int count, int waitSeconds)
     {
         var args = new List<string> { "ping" };
         if (to.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) args.Add("-6");
-        args.AddRange(["-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-i", "0.2", "-W", "1", to.ToString()]);
+        args.AddRange(["-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), "-i", "0.2", "-W", waitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), to.ToString()]);
         return from.Container.TryExec([.. args]).ExitCode == 0;
     }
 
