@@ -30,6 +30,12 @@ public sealed class PeerWatcher : IAsyncDisposable
     private readonly Dictionary<string, KvEntry> _entries = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RemoteNode> _live = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (RemoteNode Node, DateTimeOffset Until)> _held = new(StringComparer.Ordinal);
+    /// <summary>
+    /// Endpoints that went from a node still listed, with when: a lost liveness removes all of a node's keys at once,
+    /// but the watch may deliver them one at a time, so the endpoints can vanish a moment before the node does.
+    /// </summary>
+    private readonly Dictionary<string, List<(RemoteEndpoint Endpoint, DateTimeOffset Gone)>> _recentlyGone = new(StringComparer.Ordinal);
+    private static readonly TimeSpan SameEventWindow = TimeSpan.FromSeconds(2);
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _stop = new();
     private readonly HashSet<string> _reportedBadKeys = new(StringComparer.Ordinal);
@@ -192,6 +198,23 @@ public sealed class PeerWatcher : IAsyncDisposable
         // a lost liveness (nodes/ key gone too, or the store cannot say) is held down.
         var vanished = _live.Keys.Where(n => !current.ContainsKey(n)).ToList();
         var now = _time.GetUtcNow();
+        foreach (var (node, remote) in current)
+        {
+            if (!_live.TryGetValue(node, out var before))
+                continue;
+            var gone = before.Endpoints.Where(e => !remote.Endpoints.Contains(e)).ToList();
+            if (gone.Count == 0)
+                continue;
+            if (!_recentlyGone.TryGetValue(node, out var list))
+                _recentlyGone[node] = list = [];
+            list.AddRange(gone.Select(e => (e, now)));
+        }
+        foreach (var (node, list) in _recentlyGone.ToList())
+        {
+            list.RemoveAll(g => now - g.Gone > SameEventWindow);
+            if (list.Count == 0)
+                _recentlyGone.Remove(node);
+        }
         foreach (var node in vanished)
         {
             bool present;
@@ -208,10 +231,13 @@ public sealed class PeerWatcher : IAsyncDisposable
                 _log.LogInformation("cluster network {Net}: node {Node} left", _net, node);
                 continue;
             }
+            var last = _live[node];
+            if (_recentlyGone.Remove(node, out var justGone))
+                last = last with { Endpoints = [.. last.Endpoints, .. justGone.Select(g => g.Endpoint).Where(e => !last.Endpoints.Contains(e))] };
             lock (_gate)
-                _held[node] = (_live[node], now + HoldDown);
+                _held[node] = (last, now + HoldDown);
             _log.LogInformation("cluster network {Net}: node {Node} vanished with its presence; keeping its {Count} endpoint(s) for {Seconds:0} s",
-                _net, node, _live[node].Endpoints.Count, HoldDown.TotalSeconds);
+                _net, node, last.Endpoints.Count, HoldDown.TotalSeconds);
         }
         _live.Clear();
         foreach (var (node, remote) in current)
