@@ -2,7 +2,8 @@ namespace Skein.Benchmarks;
 
 /// <summary>
 /// BenchmarkDotNet benchmarks (netlink, IPAM) by default; the scripted ones (tests/Benchmarks/scripts) are named
-/// by their first argument: scripted-latency, scripted-startup, scripted-store.
+/// by their first argument: scripted-latency, scripted-startup, scripted-store,
+/// scripted-cluster-alloc.
 /// </summary>
 public static class Program
 {
@@ -13,6 +14,7 @@ public static class Program
             "scripted-latency" => LatencyBench.RunAsync,
             "scripted-startup" => ScriptedStartupBench.RunAsync,
             "scripted-store" => StoreBench.RunAsync,
+            "scripted-cluster-alloc" => ClusterAllocationBench.RunAsync,
             _ => null,
         };
         if (scripted is null)
