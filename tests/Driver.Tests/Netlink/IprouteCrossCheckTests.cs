@@ -65,6 +65,12 @@ public class IprouteCrossCheckTests
         Encode(b => BridgePortMessages.Set(b, 3, new BridgePortSettings { Learning = false })));
 
     [Fact]
+    public void Address_generation_mode_matches_ip_link_set_addrgenmode_none() => Equal(
+        "30000000 1000 0500 00000000 00000000 00000000 03000000 00000000 00000000" +
+        "10001a00 0c000a00 05000800 01000000",      // IFLA_AF_SPEC > AF_INET6 > IFLA_INET6_ADDR_GEN_MODE = NONE
+        Encode(b => DeviceConfigurationMessages.SetIPv6AddressGenerationMode(b, 3, IPv6AddressGenerationMode.None)));
+
+    [Fact]
     public void Mtu_matches_ip_link_set_mtu() => Equal(
         "28000000 1000 0500 00000000 00000000 00000000 03000000 00000000 00000000 08000400 78050000",
         Encode(b => LinkMessages.SetMtu(b, 3, 1400)));
