@@ -98,6 +98,11 @@ public sealed class TwoHostTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         await PingAsync(cb.Ns, ca.IPv4);
         await PingAsync(ca.Ns, cb.IPv6);
         await PingAsync(cb.Ns, ca.IPv6);
+        // VXLAN is accepted only from the VTEPs the store lists (decisions #17).
+        var rulesA = underlayA.Exec("iptables-save", "-t", "filter");
+        Assert.Contains("198.51.100.2", rulesA);
+        Assert.Contains("4789", rulesA);
+        Assert.DoesNotContain("198.51.100.1/32", rulesA);
 
         // The same logical network with another setting on the second host fails, naming the setting.
         var red = NewId();
