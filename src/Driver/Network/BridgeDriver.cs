@@ -58,6 +58,23 @@ public sealed partial class BridgeDriver
 
     public OverlayController? Cluster => _cluster;
 
+    /// <summary>
+    /// Multi-host start-up once the records are loaded: fencing, publication and watchers, with re-publication after
+    /// a recreated liveness running under the driver's gate.
+    /// </summary>
+    public async Task StartClusterAsync(IClusterPresence presence, CancellationToken ct)
+    {
+        if (_cluster is null)
+            return;
+        _cluster.UseRepublisher(async republishCt =>
+        {
+            using var republishHeld = await LockAsync(republishCt).ConfigureAwait(false);
+            await _cluster.RepublishAsync(_networks.Values.ToList(), _endpoints.Values.ToList(), republishCt).ConfigureAwait(false);
+        });
+        using var held = await LockAsync(ct).ConfigureAwait(false);
+        await _cluster.StartAsync(presence, _networks.Values.ToList(), _endpoints.Values.ToList(), ct).ConfigureAwait(false);
+    }
+
     public IReadOnlyCollection<NetworkRecord> Networks => _networks.Values.OrderBy(n => n.CreatedAt).ToList();
     public IReadOnlyCollection<EndpointRecord> Endpoints => _endpoints.Values.OrderBy(e => e.CreatedAt).ToList();
 

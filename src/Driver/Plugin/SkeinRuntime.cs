@@ -174,8 +174,7 @@ public sealed class SkeinRuntime : IAsyncDisposable
         _membership = await NodeMembership.StartAsync(_clusterStore,
             new NodeMembershipOptions(NodeId, _keyRoot, _options.AdvertiseAddress!.ToString(), _options.ReclaimAfter, StateDir: _options.StateDir),
             _time, line => log.LogInformation("{Line}", line), ct).ConfigureAwait(false);
-        overlay.UseRecords(() => Driver.Networks, () => Driver.Endpoints);
-        await overlay.StartAsync(new MembershipPresence(_membership), Driver.Networks, Driver.Endpoints, ct).ConfigureAwait(false);
+        await Driver.StartClusterAsync(new MembershipPresence(_membership), ct).ConfigureAwait(false);
         var collector = new DeadNodeCollector(_clusterStore, _membership, _keyRoot, _options.ReclaimAfter, _time, line => log.LogInformation("{Line}", line));
         var stopping = _stopping.Token;
         _collecting = Task.Run(async () =>

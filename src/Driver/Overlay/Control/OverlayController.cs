@@ -59,6 +59,8 @@ public sealed class OverlayController : IAsyncDisposable
     /// <summary>Endpoint id → logical network of every endpoint this host has published.</summary>
     private readonly ConcurrentDictionary<string, string> _published = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (NetworkRecord Network, EndpointRecord Endpoint)> _deferred = new(StringComparer.Ordinal);
+    /// <summary>Registry departures that failed (store down at DeleteNetwork): Docker network id → logical name.</summary>
+    private readonly ConcurrentDictionary<string, string> _pendingLeaves = new(StringComparer.Ordinal);
     private IReadOnlyList<IPAddress>? _firewallPeers;
     private IClusterPresence? _presence;
 
@@ -212,25 +214,20 @@ public sealed class OverlayController : IAsyncDisposable
             _log.LogError("endpoint {Endpoint}: its address is now held by another host (this host was reclaimed); it is not advertised to other hosts", Short(id));
 
         _presence = presence;
-        presence.Republish += ct2 => RepublishAsync(cluster.Values.ToList(), ct2);
+        presence.Republish += ct2 => _republisher is { } republish ? republish(ct2) : RepublishAsync(networks, endpoints, ct2);
         await RepublishAsync(networks, endpoints, ct).ConfigureAwait(false);
         foreach (var network in cluster.Values)
             Track(network);
         UpdateUnderlayFirewall();
     }
 
-    private Func<IReadOnlyCollection<EndpointRecord>>? _endpointsSource;
-    private Func<IReadOnlyCollection<NetworkRecord>>? _networksSource;
+    private Func<CancellationToken, Task>? _republisher;
 
-    /// <summary>Where re-publication reads the current records from (the driver's live maps).</summary>
-    public void UseRecords(Func<IReadOnlyCollection<NetworkRecord>> networks, Func<IReadOnlyCollection<EndpointRecord>> endpoints)
-    {
-        _networksSource = networks;
-        _endpointsSource = endpoints;
-    }
-
-    private Task RepublishAsync(IReadOnlyCollection<NetworkRecord> fallback, CancellationToken ct) =>
-        RepublishAsync(_networksSource?.Invoke() ?? fallback, _endpointsSource?.Invoke() ?? [], ct);
+    /// <summary>
+    /// What re-publication after a recreated liveness runs: the driver's own, which holds its lock so that no
+    /// endpoint deleted meanwhile is published again.
+    /// </summary>
+    public void UseRepublisher(Func<CancellationToken, Task> republish) => _republisher = republish;
 
     /// <summary>Publishes every local endpoint of every cluster network (after start and after the liveness was recreated).</summary>
     public async Task RepublishAsync(IReadOnlyCollection<NetworkRecord> networks, IReadOnlyCollection<EndpointRecord> endpoints, CancellationToken ct)
@@ -324,10 +321,24 @@ public sealed class OverlayController : IAsyncDisposable
         }
     }
 
-    /// <summary>Publishes what CreateEndpoint could not (store down then).</summary>
+    /// <summary>Publishes what CreateEndpoint could not, and finishes registry departures DeleteNetwork could not (store down then).</summary>
     public async Task<int> RetryDeferredAsync(CancellationToken ct)
     {
         var done = 0;
+        foreach (var (networkId, net) in _pendingLeaves.ToList())
+        {
+            try
+            {
+                await Registry.LeaveAsync(net, networkId, ct).ConfigureAwait(false);
+                _pendingLeaves.TryRemove(networkId, out _);
+                done++;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                _log.LogWarning("cluster network '{Net}': still cannot leave it in the registry ({Error})", net, ex.Message);
+                break;
+            }
+        }
         foreach (var (id, (network, endpoint)) in _deferred.ToList())
         {
             try
@@ -368,7 +379,12 @@ public sealed class OverlayController : IAsyncDisposable
             foreach (var (id, _) in _published.Where(p => p.Value == net).ToList())
                 _published.TryRemove(id, out _);
         }).ConfigureAwait(false);
-        await Step($"leaving cluster network '{net}' in the registry", () => Registry.LeaveAsync(net, network.NetworkId, ct)).ConfigureAwait(false);
+        await Step($"leaving cluster network '{net}' in the registry (retried at the next reconciliation)", async () =>
+        {
+            _pendingLeaves[network.NetworkId] = net;
+            await Registry.LeaveAsync(net, network.NetworkId, ct).ConfigureAwait(false);
+            _pendingLeaves.TryRemove(network.NetworkId, out _);
+        }).ConfigureAwait(false);
         await Step($"removing VXLAN device {network.VxlanName}", () =>
         {
             _dataplane.RemoveDevice(network.VxlanName!);
