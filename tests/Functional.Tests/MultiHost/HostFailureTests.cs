@@ -4,14 +4,34 @@ using Skein.Functional.Tests.Infrastructure;
 
 namespace Skein.Functional.Tests.MultiHost;
 
-/// <summary>A host dies (skein and dockerd killed, off the underlay): the survivor forgets it and reclaims its addresses.</summary>
-public sealed class HostFailureTests(ReclaimLab lab) : IClassFixture<ReclaimLab>
+/// <summary>
+/// A host dies (skein and dockerd killed, off the underlay): the survivor forgets it and reclaims its addresses;
+/// then the lab, dead host and all, is disposed and must leave nothing behind.
+/// </summary>
+public sealed class HostFailureTests
 {
     [SkippableFact]
-    public async Task A_dead_hosts_peers_are_dropped_after_TTL_and_hold_down_and_its_addresses_reclaimed()
+    public async Task A_dead_hosts_peers_are_dropped_after_TTL_and_hold_down_its_addresses_reclaimed_and_the_lab_removed()
     {
-        lab.RequireReady();
-        await using var scope = lab.Scope();
+        var lab = new ReclaimLab();
+        await lab.InitializeAsync();
+        List<int> pids;
+        try
+        {
+            lab.RequireReady();
+            pids = await LabCleanupTests.PopulateAsync(lab);
+            await KillAndReclaimAsync(lab);
+        }
+        finally
+        {
+            await lab.DisposeAsync();
+        }
+        await LabCleanupTests.AssertNothingLeftAsync(lab, pids);
+    }
+
+    private static async Task KillAndReclaimAsync(ReclaimLab lab)
+    {
+        var scope = lab.Scope(); // left to the lab's disposal, which must cope with a dead host
         var (h1, h2) = (lab[1], lab[2]);
         var net = await scope.NetworkOnAllAsync("kill", ["--subnet", "10.27.0.0/16"]);
         var c1 = await scope.RunAsync(h1, "c1", net);
@@ -20,7 +40,7 @@ public sealed class HostFailureTests(ReclaimLab lab) : IClassFixture<ReclaimLab>
         await scope.AssertPingsAsync(c1, c2, ip2);
         await scope.AssertPingsAsync(c2, c1, await scope.IPv4Async(c1));
         Assert.True(await KnowsPeerAsync(h1, h2.UnderlayIp, ip2), "host1 has no FDB/neighbour entries for host2 although their containers ping");
-        Assert.True(await NodeKeyAsync("nodes", "host2") is not null, "nodes/host2 is missing from the store while host2 runs");
+        Assert.True(await NodeKeyAsync(lab, "nodes", "host2") is not null, "nodes/host2 is missing from the store while host2 runs");
 
         var clock = Stopwatch.StartNew();
         await h2.Skein.StopAsync(hard: true);
@@ -34,12 +54,12 @@ public sealed class HostFailureTests(ReclaimLab lab) : IClassFixture<ReclaimLab>
         var dropped = await Shell.EventuallyAsync(async () => !await KnowsPeerAsync(h1, h2.UnderlayIp, ip2), TimeSpan.FromSeconds(90), TimeSpan.FromSeconds(1));
         Assert.True(dropped, $"host1 still has FDB/neighbour entries for the dead host2 {clock.Elapsed.TotalSeconds:0} s after the kill\n{await KernelViewAsync(h1)}");
         var droppedAfter = clock.Elapsed;
-        Assert.True(await NodeKeyAsync("nodes", "host2") is null, "nodes/host2 is still in the store after host2's entries were dropped");
+        Assert.True(await NodeKeyAsync(lab, "nodes", "host2") is null, "nodes/host2 is still in the store after host2's entries were dropped");
 
-        var reclaimed = await Shell.EventuallyAsync(async () => (await NodeKeyAsync("nodeinfo", "host2"))?.Contains("reclaimedAt") == true,
+        var reclaimed = await Shell.EventuallyAsync(async () => (await NodeKeyAsync(lab, "nodeinfo", "host2"))?.Contains("reclaimedAt") == true,
             TimeSpan.FromSeconds(90), TimeSpan.FromSeconds(1));
         Assert.True(reclaimed, $"host2 was not reclaimed {clock.Elapsed.TotalSeconds:0} s after the kill (reclaim-after {lab.ReclaimAfterSeconds} s); " +
-            $"nodeinfo/host2 = {await NodeKeyAsync("nodeinfo", "host2") ?? "(absent)"}\nhost1 skein log:\n{h1.Skein.Tail(20)}");
+            $"nodeinfo/host2 = {await NodeKeyAsync(lab, "nodeinfo", "host2") ?? "(absent)"}\nhost1 skein log:\n{h1.Skein.Tail(20)}");
 
         // the survivor keeps allocating from the network (it may be handed host2's old address)
         var c3 = await scope.RunAsync(h1, "c3", net);
@@ -60,6 +80,6 @@ public sealed class HostFailureTests(ReclaimLab lab) : IClassFixture<ReclaimLab>
     private static async Task<string> KernelViewAsync(LabHost host) =>
         "fdb:\n" + (await host.InNetnsAsync("bridge", "fdb", "show")).Stdout + "neigh:\n" + (await host.InNetnsAsync("ip", "neigh", "show")).Stdout;
 
-    private async Task<string?> NodeKeyAsync(string kind, string node) =>
+    private static async Task<string?> NodeKeyAsync(MultiHostLab lab, string kind, string node) =>
         (await lab.StoreKeysAsync()).Where(kv => Regex.IsMatch(kv.Key, $@"(^|/){kind}/{node}$")).Select(kv => kv.Value).FirstOrDefault();
 }
