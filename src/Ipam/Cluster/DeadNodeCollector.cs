@@ -199,7 +199,9 @@ public sealed class DeadNodeCollector
         var live = liveKeys.Select(e => NodeOf(e.Key)).ToHashSet(StringComparer.Ordinal);
         var residue = await NodesWithResidueAsync(ct).ConfigureAwait(false);
         var (infoKeys, _) = await _store.ListAsync(_keys.NodeInfos, keysOnly: true, ct).ConfigureAwait(false);
-        var known = infoKeys.Select(e => e.Key[_keys.NodeInfos.Length..]).Concat(residue).ToHashSet(StringComparer.Ordinal);
+        // Only nodes that ran NodeMembership (and so have nodeinfo) are candidates: a node using the store's
+        // IPAM without membership has no nodes/ key to prove it is alive, and must never be reclaimed.
+        var known = infoKeys.Select(e => e.Key[_keys.NodeInfos.Length..]).ToHashSet(StringComparer.Ordinal);
         known.Remove(_membership.NodeId);
 
         long now = _time.GetTimestamp();

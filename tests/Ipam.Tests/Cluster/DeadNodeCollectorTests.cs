@@ -69,6 +69,24 @@ public abstract class DeadNodeCollectorTests : ClusterTestBase
     }
 
     [SkippableFact]
+    public async Task A_node_that_never_ran_membership_is_never_reclaimed()
+    {
+        SkipIfUnavailable();
+        var (a, _, poolId, _) = await DeadNodeBAsync();
+        // node-x uses the store's IPAM without membership: no nodes/ key can prove it alive, so it is no candidate.
+        var ipamX = NewIpam(await HostClientAsync(), "node-x");
+        await ipamX.PoolAsync("10.50.0.0/24");
+        await EndpointAsync(ipamX, poolId, IpamCalls.Mac(7), "x1");
+        var collector = NewCollector(a, ReclaimAfter, new TestLog());
+        await collector.CollectOnceAsync(None);
+        Time.Advance(ReclaimAfter * 3);
+        Assert.Equal(1, await collector.CollectOnceAsync(None)); // node-b only
+        Assert.Single(await SlotsAsync(), s => s.Node == "node-x");
+        Assert.Contains("node-x", (await PoolAsync("10.50.0.0/24")).Users.Keys);
+        Assert.Null(await NodeInfoAsync("node-x"));
+    }
+
+    [SkippableFact]
     public async Task A_node_that_comes_back_before_reclaimAfter_is_untouched_and_its_absence_counts_afresh()
     {
         SkipIfUnavailable();
