@@ -133,6 +133,9 @@ for ((i = 0; i < PING_RUNS; i++)); do
 done
 p50=$(printf '%s\n' "${lat[@]}" | pct 50); p99=$(printf '%s\n' "${lat[@]}" | pct 99)
 dk 2 rm -f prober >/dev/null
+# Docker's overlay and skein's VXLAN device would share UDP 4789 in each host's namespace (the swarm
+# overlay then stays unreachable): remove skein's network before forming the swarm
+for h in 1 2; do dk "$h" network rm mh >/dev/null || die "network rm on host $h"; done
 fi
 
 if [[ $PARTS == *" swarm "* ]]; then

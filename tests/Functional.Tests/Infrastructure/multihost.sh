@@ -88,7 +88,8 @@ etcd_start() {
   command -v etcd >/dev/null || die "etcd missing (apt-get install etcd-server)"
   mkdir -p "$dir/etcd-data"
   local client="http://198.18.$k.254:2379" peer="http://127.0.0.1:2380"
-  setsid ip netns exec "$s" etcd --name store --data-dir "$dir/etcd-data" \
+  # no setsid: it forks when its caller leads a process group, and the pid file must name etcd itself
+  ip netns exec "$s" etcd --name store --data-dir "$dir/etcd-data" \
     --listen-client-urls "$client,http://127.0.0.1:2379" --advertise-client-urls "$client" \
     --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
     --initial-cluster "store=$peer" --initial-cluster-state new \
@@ -97,7 +98,7 @@ etcd_start() {
   local t
   for ((t = 0; t < 150; t++)); do
     ip netns exec "$s" timeout 2 busybox wget -qO- "$client/health" 2>/dev/null | grep -q '"true"' && return 0
-    alive "$(cat "$dir/etcd.pid")" "$dir/etcd-data" || { tail -5 "$dir/etcd.log" >&2; die "etcd exited during start"; }
+    kill -0 "$(cat "$dir/etcd.pid")" 2>/dev/null || { tail -5 "$dir/etcd.log" >&2; die "etcd exited during start"; }
     sleep 0.2
   done
   tail -5 "$dir/etcd.log" >&2; die "etcd not healthy after 30 s"
@@ -123,7 +124,7 @@ skein_start() {
   mkdir -p "$hd/skein-state"
   rm -f "$hd/plugins/skein.sock"
   SKEIN_ADVERTISE_ADDR="198.18.$k.$i" SKEIN_NODE_ID="host$i" \
-    setsid nsenter -t "$dp" -n -m -u -- "$bin" serve --socket "$hd/plugins/skein.sock" \
+    nsenter -t "$dp" -n -m -u -- "$bin" serve --socket "$hd/plugins/skein.sock" \
     --state-dir "$hd/skein-state" --store "$store" "$@" </dev/null >>"$hd/skein.log" 2>&1 &
   echo $! >"$hd/skein.pid"
   local t
@@ -132,7 +133,8 @@ skein_start() {
     [[ -S $hd/plugins/skein.sock ]] && { ! command -v curl >/dev/null ||
       curl -sf -m 2 --unix-socket "$hd/plugins/skein.sock" -X POST http://skein/IpamDriver.GetDefaultAddressSpaces >/dev/null 2>&1; } &&
       return 0
-    alive "$(cat "$hd/skein.pid")" "$hd/plugins/skein.sock" || { tail -20 "$hd/skein.log" >&2; die "skein of host $i exited during start"; }
+    # kill -0, not alive(): until the child has exec'd, its command line is still this script's
+    kill -0 "$(cat "$hd/skein.pid")" 2>/dev/null || { tail -20 "$hd/skein.log" >&2; die "skein of host $i exited during start"; }
     sleep 0.1
   done
   tail -20 "$hd/skein.log" >&2; die "skein of host $i not answering after 30 s"
