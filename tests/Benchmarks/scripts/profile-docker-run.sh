@@ -34,6 +34,8 @@ tail -n +"$((mark + 1))" "$DIR/skein.log" | grep -oE '[A-Za-z.]+ ok in [0-9.]+ m
   | awk '{ms[$1] = ms[$1] " " $4; n[$1]++; sum[$1] += $4}
          END { for (c in n) printf "  %-45s calls %3d  mean %7.2f\n", c, n[c], sum[c] / n[c] }' | sort
 total=$(tail -n +"$((mark + 1))" "$DIR/skein.log" | grep -oE ' ok in [0-9.]+ ms' | awk -v n="$N" '{s += $3} END {printf "%.1f", s / n}')
+tail -n +"$((mark + 1))" "$DIR/skein.log" | grep -oE 'in the background in [0-9.]+ ms' \
+  | awk '{s += $5; n++} END {if (n) printf "  veth pairs deleted after the answer: %d, %.1f ms each on average (off Docker'"'"'s path)\n", n, s / n}'
 echo "  skein time per container (sum of call durations): $total ms; wall per container $(((t1 - t0) / N / 1000000)) ms"
 [[ -n $STRACE_PID ]] && awk -v n="$N" '/fsync|fdatasync/ { c++; if (match($0, /<[0-9.]+>/)) s += substr($0, RSTART + 1, RLENGTH - 2) }
   END { printf "  fsync+fdatasync per container: %.1f, %.2f ms each on average, %.1f ms per container\n", c / n, c ? s / c * 1000 : 0, s / n * 1000 }' "$TRACE"

@@ -136,6 +136,7 @@ public sealed class DeferredLinkDeleter(IHostKernel kernel, ILogger log)
     /// <summary>Deletes a batch the caller moved to in-flight, then retires it and wakes whoever waits for it.</summary>
     private void Run(Batch batch)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             foreach (var name in batch.Names)
@@ -153,6 +154,7 @@ public sealed class DeferredLinkDeleter(IHostKernel kernel, ILogger log)
         }
         finally
         {
+            log.LogDebug("deleted links of {Subject} in the background in {Ms:0.0} ms", batch.Subject, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             lock (_gate)
             {
                 _inFlight.Remove(batch);
