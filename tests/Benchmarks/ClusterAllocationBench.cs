@@ -43,7 +43,7 @@ internal static class ClusterAllocationBench
         Console.WriteLine($"allocations/s: skein {skein.PerSecond:F0}, baseline {baseline.PerSecond:F0} (ratio {ratio:F2}x, goal >= 10x), " +
                           $"optimistic baseline {cached.PerSecond:F0} (ratio {cachedRatio:F2}x)");
         Console.WriteLine($"conflicts per allocation: skein {skein.ConflictsPerAllocation:F3}, baseline {baseline.ConflictsPerAllocation:F3}, optimistic baseline {cached.ConflictsPerAllocation:F3}");
-        Console.WriteLine($"RESULT cluster_alloc_hosts={hosts} per_host={perHost} skein_allocs_per_s={skein.PerSecond:0} baseline_allocs_per_s={baseline.PerSecond:0} ratio={ratio:0.00} " +
+        Console.WriteLine($"RESULT cluster_alloc_hosts={hosts} per_host={perHost} window={window} skein_allocs_per_s={skein.PerSecond:0} baseline_allocs_per_s={baseline.PerSecond:0} ratio={ratio:0.00} " +
                           $"skein_conflicts_per_alloc={skein.ConflictsPerAllocation:0.000} baseline_conflicts_per_alloc={baseline.ConflictsPerAllocation:0.000} " +
                           $"optimistic_baseline_allocs_per_s={cached.PerSecond:0} optimistic_ratio={cachedRatio:0.00} optimistic_baseline_conflicts_per_alloc={cached.ConflictsPerAllocation:0.000}");
         return 0;

@@ -23,7 +23,6 @@ public sealed class DeadNodeCollector
     private readonly Action<string> _log;
     private readonly Dictionary<string, long> _absentSince = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
-    private readonly SemaphoreSlim _wake = new(0, 1);
     private volatile bool _leader;
 
     public DeadNodeCollector(IClusterStore store, NodeMembership membership, string keyRoot, TimeSpan reclaimAfter, TimeProvider time, Action<string> log)
@@ -102,15 +101,7 @@ public sealed class DeadNodeCollector
         }
     }
 
-    private async Task WaitAsync(TimeSpan delay, CancellationToken ct)
-    {
-        using var tick = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var timer = Task.Delay(delay, _time, tick.Token);
-        var woken = _wake.WaitAsync(tick.Token);
-        await Task.WhenAny(timer, woken).ConfigureAwait(false);
-        await tick.CancelAsync().ConfigureAwait(false);
-        ct.ThrowIfCancellationRequested();
-    }
+    private Task WaitAsync(TimeSpan delay, CancellationToken ct) => Task.Delay(delay, _time, ct);
 
     /// <summary>Holds gc/leader (create-if-absent, ephemeral) or finds it held by this same incarnation.</summary>
     private async Task<bool> TryLeadAsync(CancellationToken ct)
