@@ -155,6 +155,9 @@ public sealed class OverlayController : IAsyncDisposable
         if (result.Changes > 0)
             _log.LogInformation("cluster network {Net}: {Vteps} remote host(s), {Endpoints} remote endpoint(s); {Added} added, {Removed} removed, {Replaced} replaced",
                 participation.Network.ClusterNetwork, view.RemoteVteps.Count, view.Endpoints.Count, result.Added, result.Removed, result.Replaced);
+        if (result.Failed > 0)
+            _log.LogWarning("cluster network {Net}: {Failed} peer entr(ies) could not be programmed; the next change or reconciliation retries",
+                participation.Network.ClusterNetwork, result.Failed);
         participation.RemoteVteps = view.RemoteVteps;
         UpdateUnderlayFirewall();
     }

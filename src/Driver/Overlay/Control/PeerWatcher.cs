@@ -249,10 +249,23 @@ public sealed class PeerWatcher : IAsyncDisposable
         {
             foreach (var (node, (remote, until)) in _held.ToList())
             {
-                if (current.ContainsKey(node))
+                if (current.TryGetValue(node, out var back))
                 {
-                    _held.Remove(node);
-                    _log.LogInformation("cluster network {Net}: node {Node} is back", _net, node);
+                    // Back: its node key comes before its endpoint keys, so keep what it had until they follow
+                    // (briefly: what it no longer has goes after the same short window).
+                    var leftovers = remote.Endpoints.Where(e => !back.Endpoints.Any(l => l.Mac.Equals(e.Mac))).ToList();
+                    var graceEnd = until < now + SameEventWindow ? until : now + SameEventWindow;
+                    if (leftovers.Count == 0 || graceEnd <= now)
+                    {
+                        _held.Remove(node);
+                        _log.LogInformation("cluster network {Net}: node {Node} is back", _net, node);
+                    }
+                    else
+                    {
+                        _held[node] = (remote with { Endpoints = leftovers }, graceEnd);
+                        nodes[node] = back with { Endpoints = [.. back.Endpoints, .. leftovers.Select(e => e with { Vtep = back.Vtep })] };
+                        next = next is { } n && n <= graceEnd ? n : graceEnd;
+                    }
                 }
                 else if (until <= now)
                 {

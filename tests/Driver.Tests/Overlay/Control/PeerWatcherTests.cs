@@ -116,7 +116,7 @@ public sealed class PeerWatcherTests : IAsyncLifetime
         // It comes back (a recreated session): live again, no longer held.
         await PublishNodeAsync("host-c", "192.0.2.3", ("e3", "10.20.0.4", "02:00:00:00:00:03"));
         await WaitAsync(() => watcher.HeldNodes.Count == 0, "a re-published node leaves the hold-down");
-        Assert.True(Has(watcher.Current, "10.20.0.4"));
+        Assert.True(Has(watcher.Current, "10.20.0.4"), "a node that is back keeps its endpoints");
     }
 
     [Fact]
