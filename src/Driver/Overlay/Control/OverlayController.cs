@@ -42,7 +42,8 @@ public sealed class OverlayController : IAsyncDisposable
         public NetworkRecord Network { get; } = network;
         public OverlayDevice Device { get; set; } = device;
         public PeerWatcher Watcher { get; } = watcher;
-        public IReadOnlyCollection<IPAddress> RemoteVteps { get; set; } = [];
+        /// <summary>Null until the first view was applied: the filter is left as it is while any network's peers are unknown.</summary>
+        public IReadOnlyCollection<IPAddress>? RemoteVteps { get; set; }
     }
 
     private readonly IClusterStore _store;
@@ -178,7 +179,11 @@ public sealed class OverlayController : IAsyncDisposable
                 }
                 return;
             }
-            var peers = _byNet.Values.SelectMany(p => p.RemoteVteps).Distinct().OrderBy(a => a.ToString(), StringComparer.Ordinal).ToList();
+            // A network whose watch has not delivered yet (just started, or the store is unreachable) could only
+            // narrow the filter wrongly and cut running traffic: keep the rules as they are until every view is known.
+            if (_byNet.Values.Any(p => p.RemoteVteps is null))
+                return;
+            var peers = _byNet.Values.SelectMany(p => p.RemoteVteps!).Distinct().OrderBy(a => a.ToString(), StringComparer.Ordinal).ToList();
             if (_firewallPeers is not null && _firewallPeers.SequenceEqual(peers))
                 return;
             _underlay.ApplyVxlanPeers(_settings.VxlanPort, peers);
