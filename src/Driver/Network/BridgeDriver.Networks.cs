@@ -118,6 +118,9 @@ public sealed partial class BridgeDriver
                 BestEffort($"removing VXLAN device {network.VxlanName}", () => _bridges.RemoveLink(network.VxlanName!));
             }
         }
+        // Endpoint veth pairs are deleted in the background after DeleteEndpoint; let them go first so that
+        // `docker network rm` leaves nothing behind (bounded: a stuck deletion is the reconciler's to finish).
+        await WhenLinksDeletedAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         _bridges.Teardown(network);
         _log.LogInformation("deleted network {Network} (bridge {Bridge})", Short(networkId), network.BridgeName);
         return new EmptyResponse();

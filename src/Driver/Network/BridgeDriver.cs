@@ -105,6 +105,22 @@ public sealed partial class BridgeDriver
         }
     }
 
+    /// <summary>
+    /// Waits, at most <paramref name="bound"/>, for the veth pairs queued for background deletion; a deletion still
+    /// pending after that is logged and left to finish (or to the reconciler after a restart).
+    /// </summary>
+    public async Task WhenLinksDeletedAsync(TimeSpan bound)
+    {
+        try
+        {
+            await _veths.WhenDeletedAsync().WaitAsync(bound).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _log.LogWarning("{Count} veth deletion(s) still pending after {Seconds} s", _veths.PendingDeletions, bound.TotalSeconds);
+        }
+    }
+
     private static string Short(string id) => id.Length > 12 ? id[..12] : id;
 
     /// <summary>Runs a best-effort cleanup action and logs instead of failing: used where Docker only logs errors.</summary>

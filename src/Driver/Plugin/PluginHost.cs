@@ -149,10 +149,37 @@ public sealed class PluginHost : IAsyncDisposable
                 {
                     _log.LogError(ex, "periodic reconciliation failed: {Error}", ex.Message);
                 }
+                await ExpirePendingAddressesAsync(runtime, ct).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    /// <summary>
+    /// Frees addresses the engine requested but never bound to an endpoint (an engine crash between RequestAddress and
+    /// CreateEndpoint), after IpamService.PendingExpiry, in the pools of skein's own networks only: a pool used with
+    /// another network driver never sees CreateEndpoint (cluster-store §4.8).
+    /// </summary>
+    private async Task ExpirePendingAddressesAsync(SkeinRuntime runtime, CancellationToken ct)
+    {
+        var spaces = runtime.Ipam.GetDefaultAddressSpaces();
+        var poolIds = runtime.Driver.Networks
+            .SelectMany(n => n.IPv4Subnets.Concat(n.IPv6Subnets))
+            .SelectMany(subnet => new[] { $"{spaces.LocalDefaultAddressSpace}/{subnet}", $"{spaces.GlobalDefaultAddressSpace}/{subnet}" })
+            .ToList();
+        if (poolIds.Count == 0)
+            return;
+        try
+        {
+            var freed = await runtime.Ipam.ExpirePendingAsync(poolIds, Skein.Ipam.Allocation.IpamService.PendingExpiry, ct).ConfigureAwait(false);
+            if (freed.Count > 0)
+                _log.LogWarning("freed {Count} address(es) requested but never bound to an endpoint: {Addresses}", freed.Count, string.Join(", ", freed));
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _log.LogWarning("expiring unbound addresses failed: {Error}", ex.Message);
         }
     }
 

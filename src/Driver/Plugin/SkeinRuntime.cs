@@ -31,6 +31,7 @@ public sealed class SkeinRuntime : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private NodeMembership? _membership;
     private Task _collecting = Task.CompletedTask;
+    private Task _joining = Task.CompletedTask;
 
     private SkeinRuntime(IClusterStore clusterStore, IClusterStore? localStore, IpamService ipam, IHostKernel kernel, IFirewall firewall, BridgeDriver driver, string nodeId,
         ServeOptions options, ILoggerFactory logs, TimeProvider time, string keyRoot)
@@ -161,19 +162,69 @@ public sealed class SkeinRuntime : IAsyncDisposable
         return id.Length > 0 ? id : "node";
     }
 
+    /// <summary>How long start-up waits for the cluster store before serving from local state and joining later.</summary>
+    public static readonly TimeSpan ClusterJoinWait = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// Multi-host start-up, after the records are loaded and reconciled (cluster-store §4.6): presence in nodes/ and
     /// the incarnation, the fencing check, publication of every local endpoint, the peer watchers, and the dead-node
     /// collector in the background. Nothing to do when every network stays on this host.
+    /// When the store cannot be reached within <see cref="ClusterJoinWait"/> (or another live process holds this
+    /// node id), skein serves anyway: the kernel state it rebuilt keeps running containers connected, calls that need
+    /// the store fail fast with a clear error, and the join is retried in the background until it succeeds
+    /// (decisions #18). A plugin that refused to start would leave Docker unable even to stop containers.
     /// </summary>
     public async Task StartClusterAsync(CancellationToken ct)
     {
-        if (Overlay is not { } overlay)
+        if (Overlay is null)
             return;
         var log = _logs.CreateLogger("skein.cluster");
-        _membership = await NodeMembership.StartAsync(_clusterStore,
-            new NodeMembershipOptions(NodeId, _keyRoot, _options.AdvertiseAddress!.ToString(), _options.ReclaimAfter, StateDir: _options.StateDir),
-            _time, line => log.LogInformation("{Line}", line), ct).ConfigureAwait(false);
+        using (var first = CancellationTokenSource.CreateLinkedTokenSource(ct, _stopping.Token))
+        {
+            first.CancelAfter(ClusterJoinWait);
+            try
+            {
+                await JoinClusterAsync(log, first.Token).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested && !_stopping.IsCancellationRequested && ex is not SkeinException { Kind: ErrorKind.Invalid })
+            {
+                log.LogWarning("cannot join the cluster yet ({Error}); serving from local state and retrying in the background", Describe(ex));
+            }
+        }
+        var stopping = _stopping.Token;
+        _joining = Task.Run(async () =>
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, 2 << Math.Min(attempt, 4))), _time, stopping).ConfigureAwait(false);
+                    await JoinClusterAsync(log, stopping).ConfigureAwait(false);
+                    return;
+                }
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    log.LogWarning("cannot join the cluster yet (attempt {Attempt}): {Error}", attempt, Describe(ex));
+                }
+            }
+        }, CancellationToken.None);
+    }
+
+    private static string Describe(Exception ex) => ex is OperationCanceledException ? $"no answer from the store within {ClusterJoinWait.TotalSeconds:0} s" : ex.Message;
+
+    private async Task JoinClusterAsync(ILogger log, CancellationToken ct)
+    {
+        if (_membership is null)
+        {
+            _membership = await NodeMembership.StartAsync(_clusterStore,
+                new NodeMembershipOptions(NodeId, _keyRoot, _options.AdvertiseAddress!.ToString(), _options.ReclaimAfter, StateDir: _options.StateDir),
+                _time, line => log.LogInformation("{Line}", line), ct).ConfigureAwait(false);
+        }
         await Driver.StartClusterAsync(new MembershipPresence(_membership), ct).ConfigureAwait(false);
         var collector = new DeadNodeCollector(_clusterStore, _membership, _keyRoot, _options.ReclaimAfter, _time, line => log.LogInformation("{Line}", line));
         var stopping = _stopping.Token;
@@ -197,12 +248,14 @@ public sealed class SkeinRuntime : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
+        await _joining.ConfigureAwait(false);
         await _collecting.ConfigureAwait(false);
         if (Overlay is { } overlay)
             await overlay.DisposeAsync().ConfigureAwait(false);
         if (_membership is not null)
             await _membership.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
+        await Driver.WhenLinksDeletedAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
         Kernel.Dispose();
         if (_localStore is not null)
             await _localStore.DisposeAsync().ConfigureAwait(false);

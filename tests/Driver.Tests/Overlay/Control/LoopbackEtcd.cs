@@ -25,9 +25,12 @@ public sealed class LoopbackEtcd : IAsyncDisposable
     /// <summary>The --store URL with a fresh root, so tests sharing a server never see each other's keys.</summary>
     public string StoreUrl(string root) => $"etcd://127.0.0.1:{ClientPort}/{root}";
 
-    public static async Task<LoopbackEtcd> StartAsync()
+    public static Task<LoopbackEtcd> StartAsync() => StartAsync(FreePort());
+
+    /// <summary>A server on a chosen client port: a test can point skein at the port before anything listens there.</summary>
+    public static async Task<LoopbackEtcd> StartAsync(int clientPort)
     {
-        var server = new LoopbackEtcd(FreePort());
+        var server = new LoopbackEtcd(clientPort);
         try
         {
             await server.StartProcessAsync(FreePort());
@@ -111,7 +114,7 @@ public sealed class LoopbackEtcd : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
