@@ -25,9 +25,15 @@ public abstract partial class SwarmLab : IAsyncLifetime
 
     private HttpClient? storeHttp;
 
-    protected SwarmLab(int nodes) => NodeCount = nodes;
+    protected SwarmLab(int nodes, string? driverScope = null)
+    {
+        NodeCount = nodes;
+        DriverScope = driverScope;
+    }
 
     public int NodeCount { get; }
+    /// <summary>SKEIN_DRIVER_SCOPE given to every node's plugin (null: the manifest's default).</summary>
+    public string? DriverScope { get; }
     public int UnderlayK => 1;
     public string Id { get; } = Prefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
     public string Dir => "/tmp/" + Id;
@@ -196,6 +202,8 @@ public sealed class SwarmNode(SwarmLab lab, int index)
     public string DockerSocket => Path.Combine(Dir, "docker.sock");
     public string PluginStateDir => Path.Combine(Dir, "plugin-state");
     public string DockerdLog => Path.Combine(Dir, "dockerd.log");
+    /// <summary>The enabled plugin's socket as this node's dockerd dials it.</summary>
+    public string PluginSocket { get; private set; } = "";
 
     /// <summary>docker plugin create from the assembled directory, set (etcd, advertise address, node id, debug log), enable.
     /// Returns the time from `docker plugin enable` until the plugin's socket answers GetCapabilities.</summary>
@@ -203,10 +211,11 @@ public sealed class SwarmNode(SwarmLab lab, int index)
     {
         Directory.CreateDirectory(PluginStateDir);
         await DockerOkAsync("plugin", "create", SwarmLab.Plugin, pluginDir);
-        await DockerOkAsync("plugin", "set", SwarmLab.Plugin, $"state.source={PluginStateDir}", $"SKEIN_STORE={Lab.StoreUrl}",
-            $"SKEIN_ADVERTISE_ADDR={UnderlayIp}", $"SKEIN_NODE_ID={NodeId}", "SKEIN_LOG_LEVEL=debug");
+        string[] settings = ["plugin", "set", SwarmLab.Plugin, $"state.source={PluginStateDir}", $"SKEIN_STORE={Lab.StoreUrl}",
+            $"SKEIN_ADVERTISE_ADDR={UnderlayIp}", $"SKEIN_NODE_ID={NodeId}", "SKEIN_LOG_LEVEL=debug"];
+        await DockerOkAsync(Lab.DriverScope is { } scope ? [.. settings, "SKEIN_DRIVER_SCOPE=" + scope] : settings);
         var id = await DockerOkAsync("plugin", "inspect", "-f", "{{.Id}}", SwarmLab.Plugin);
-        var socket = Path.Combine(Dir, "plugins", id, "skein.sock");
+        var socket = PluginSocket = Path.Combine(Dir, "plugins", id, "skein.sock");
         var clock = Stopwatch.StartNew();
         var enable = DockerAsync("plugin", "enable", SwarmLab.Plugin);
         var ready = await Shell.EventuallyAsync(() => SocketAnswersAsync(socket), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(10));
@@ -215,6 +224,14 @@ public sealed class SwarmNode(SwarmLab lab, int index)
         if (!ready)
             throw new InvalidOperationException($"the plugin on {Name} did not answer on {socket} within 30 s of docker plugin enable:\n{PluginLogTail(20)}");
         return took;
+    }
+
+    /// <summary>The Scope the plugin reports in NetworkDriver.GetCapabilities ("local" or "global").</summary>
+    public async Task<string> DriverScopeAsync()
+    {
+        await using var client = new PluginSocketClient(PluginSocket, TimeSpan.FromSeconds(5));
+        var reply = await client.PostAsync("/NetworkDriver.GetCapabilities", null);
+        return JsonNode.Parse(Encoding.UTF8.GetString(reply.Body))?["Scope"]?.GetValue<string>() ?? "";
     }
 
     private static async Task<bool> SocketAnswersAsync(string socket)
