@@ -74,7 +74,7 @@ public sealed partial class IpamService
     /// Adds this node as a user of <paramref name="pool"/>, creating the pool (and its space and name
     /// entries) in one transaction when it does not exist. Null when a conditional write lost.
     /// </summary>
-    private async Task<IpPrefix?> TryClaimPoolAsync(string space, IpPrefix pool, IpPrefix? subPool, string? name, bool pinnedByName, CancellationToken ct)
+    private async Task<IpPrefix?> TryClaimPoolAsync(string space, IpPrefix pool, IpPrefix? subPool, string? name, bool pinnedByName, CancellationToken ct, bool chosen = false)
     {
         string poolKey = _keys.Pool(space, pool);
         using var poolHeld = await _poolLocks.AcquireAsync(poolKey, ct).ConfigureAwait(false);
@@ -125,6 +125,7 @@ public sealed partial class IpamService
             Users = new Dictionary<string, PoolUserRecord>(StringComparer.Ordinal) { [_node] = user },
             Net = name ?? DerivedName(pool),
             Named = name is not null,
+            Chosen = chosen,
         };
         ops.Add(new TxnOp.Put(poolKey, IpamStoreAccess.Encode(newPool, IpamStoreJsonContext.Default.PoolRecord), Precondition.Absent));
 
@@ -185,7 +186,7 @@ public sealed partial class IpamService
         {
             if (inUse.Any(candidate.Overlaps) || reserved.Any(r => r.Prefix.Overlaps(candidate)))
                 continue;
-            return await TryClaimPoolAsync(space, candidate, null, name, pinnedByName: false, ct).ConfigureAwait(false);
+            return await TryClaimPoolAsync(space, candidate, null, name, pinnedByName: false, ct, chosen: name is null).ConfigureAwait(false);
         }
         string family = v6 ? "IPv6" : "IPv4";
         string size = sizeOnly is { } s2 ? $" /{s2}" : "";
@@ -371,6 +372,6 @@ public sealed partial class IpamService
         IPAddress? gateway = record.Gateway is not null && IpAddressText.TryParse(record.Gateway, out var gw, out _) ? gw : null;
         return new PoolInfo(
             new PoolId(recordSpace, pool, null).ToString(), recordSpace, pool, subPools, gateway, record.Net, record.Named,
-            [.. record.Users.Keys.Order(StringComparer.Ordinal)], record.Users.ContainsKey(_node));
+            [.. record.Users.Keys.Order(StringComparer.Ordinal)], record.Users.ContainsKey(_node), record.Chosen);
     }
 }

@@ -13,6 +13,7 @@ namespace Skein.Ipam.Allocation;
 /// <param name="NameIsExplicit">True when the name came from --ipam-opt skein.network.</param>
 /// <param name="Users">Node ids holding a claim on the pool.</param>
 /// <param name="HeldByThisNode">Whether this node is one of them.</param>
+/// <param name="ChosenByIpam">True when the IPAM picked the pool for a request with no subnet and no name (host-local, decisions #1).</param>
 public sealed record PoolInfo(
     string PoolId,
     string AddressSpace,
@@ -22,4 +23,5 @@ public sealed record PoolInfo(
     string NetworkName,
     bool NameIsExplicit,
     IReadOnlyList<string> Users,
-    bool HeldByThisNode);
+    bool HeldByThisNode,
+    bool ChosenByIpam = false);

@@ -39,6 +39,11 @@ internal sealed record PoolRecord
     public string Net { get; init; } = "";
     /// <summary>True when <see cref="Net"/> was given by the user rather than derived.</summary>
     public bool Named { get; init; }
+    /// <summary>
+    /// True when skein chose the pool from its defaults for a request with neither a subnet nor a name: such a
+    /// network stays on its host (decisions #1), since nothing would make other hosts pick the same pool.
+    /// </summary>
+    public bool Chosen { get; init; }
 }
 
 internal static class PoolStates

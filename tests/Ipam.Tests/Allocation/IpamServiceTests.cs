@@ -260,6 +260,16 @@ public sealed class IpamServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Only_a_pool_chosen_without_subnet_or_name_is_marked_as_chosen()
+    {
+        // decisions #1: such a network stays on its host; --subnet or a name makes it a cluster network.
+        var chosen = await _ipam.FindPoolAsync(await _ipam.PoolAsync(), None);
+        Assert.True(chosen!.ChosenByIpam);
+        Assert.False((await _ipam.FindPoolAsync(await _ipam.PoolAsync("10.77.0.0/16"), None))!.ChosenByIpam);
+        Assert.False((await _ipam.FindPoolAsync(await _ipam.PoolAsync(name: "green"), None))!.ChosenByIpam);
+    }
+
+    [Fact]
     public async Task Named_networks_pin_their_pool_and_disagreements_are_named()
     {
         await IpamCalls.FailsAsync(() => _ipam.PoolAsync(name: "Blue!"), ErrorKind.Invalid, "skein.network='Blue!'");

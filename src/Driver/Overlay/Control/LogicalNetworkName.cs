@@ -21,7 +21,8 @@ public static partial class LogicalNetworkName
 
     /// <summary>
     /// The logical name, or null for a host-local network: no `-o skein.network` and no pool held by skein's IPAM
-    /// (another IPAM driver cannot keep addresses unique across hosts, so such a network stays on this host).
+    /// (another IPAM driver cannot keep addresses unique across hosts, so such a network stays on this host), or
+    /// only pools skein's IPAM chose by itself for a request without a subnet or a name.
     /// </summary>
     public static async Task<string?> ResolveAsync(
         IReadOnlyDictionary<string, string> genericOptions,
@@ -70,7 +71,9 @@ public static partial class LogicalNetworkName
         }
         if (named.Count > 0)
             return named[0].NetworkName;
-        return found.Count > 0 ? found[0].NetworkName : null;
+        // A pool the IPAM picked by itself (no --subnet, no name) gives no other host a way to find the same
+        // network: such a network stays on this host (decisions #1).
+        return found.FirstOrDefault(p => !p.ChosenByIpam)?.NetworkName;
     }
 
     private static string Describe(PoolInfo pool) =>

@@ -45,6 +45,15 @@ public sealed class LogicalNetworkNameTests
     }
 
     [Fact]
+    public async Task A_pool_the_IPAM_chose_without_subnet_or_name_keeps_the_network_on_this_host()
+    {
+        var chosen = Pool("172.18.0.0/16", "p-172-18-0-0-16", false) with { ChosenByIpam = true };
+        Assert.Null(await Resolve([], [new RequestedPool("LocalDefault", "172.18.0.0/16", false)], chosen));
+        // The same pool given with --subnet (not chosen) spans hosts under its derived name.
+        Assert.Equal("p-172-18-0-0-16", await Resolve([], [new RequestedPool("LocalDefault", "172.18.0.0/16", false)], chosen with { ChosenByIpam = false }));
+    }
+
+    [Fact]
     public async Task Disagreements_name_both_values()
     {
         var ex = await Assert.ThrowsAsync<SkeinException>(() => Resolve(new() { ["skein.network"] = "red" }, [V4], Pool("10.20.0.0/16", "blue", true)));
