@@ -26,6 +26,7 @@ public sealed class GlobalScopeSwarmTests(TwoNodeGlobalSwarm lab) : IClassFixtur
         var scope = await lab.Manager.DriverScopeAsync();
         Skip.If(scope != "global", $"the plugin reports Scope '{scope}' with SKEIN_DRIVER_SCOPE=global: skein does not implement the setting yet");
 
+        var keysBefore = (await lab.StoreKeysAsync()).Keys.ToHashSet();
         var net = prefix + "net";
         var service = prefix + "web";
         var attached = prefix + "att";
@@ -69,6 +70,13 @@ public sealed class GlobalScopeSwarmTests(TwoNodeGlobalSwarm lab) : IClassFixtur
             foreach (var node in lab.Nodes)
                 Assert.True(await Shell.EventuallyAsync(async () => !(await node.DockerAsync("network", "inspect", net)).Ok, TimeSpan.FromSeconds(30)),
                     $"{node.Name} still has {net} after docker network rm on the manager");
+            // the manager's allocation (global address space) and the nodes' pools are all released
+            var left = new List<string>();
+            Assert.True(await Shell.EventuallyAsync(async () =>
+            {
+                left = (await lab.StoreKeysAsync()).Keys.Where(k => !keysBefore.Contains(k)).ToList();
+                return left.Count == 0;
+            }, TimeSpan.FromSeconds(15)), "store keys left after the global-scope swarm network was removed:\n" + string.Join('\n', left));
         }
         finally
         {
