@@ -8,8 +8,9 @@ public static class Program
         usage: skein COMMAND [options]
           serve   [--socket PATH] [--state-dir DIR] [--store URL] [--netns PATH]
                   [--advertise-addr IP] [--vxlan-port N] [--node-id ID] [--reclaim-after SECONDS]
+                  [--driver-scope local|global]
                   run the Docker network and IPAM plugin (env: SKEIN_SOCKET, SKEIN_STATE_DIR, SKEIN_STORE, SKEIN_NETNS,
-                  SKEIN_ADVERTISE_ADDR, SKEIN_VXLAN_PORT, SKEIN_NODE_ID, SKEIN_RECLAIM_AFTER); a consul:// or etcd://
+                  SKEIN_ADVERTISE_ADDR, SKEIN_VXLAN_PORT, SKEIN_NODE_ID, SKEIN_RECLAIM_AFTER, SKEIN_DRIVER_SCOPE); a consul:// or etcd://
                   store with --advertise-addr makes networks with a --subnet or skein.network span hosts over VXLAN
           status  [--socket PATH] [--state-dir DIR] [--json]  networks and endpoints (from the store when stopped)
           doctor  [--netns PATH]             host settings skein depends on

@@ -54,7 +54,11 @@ public sealed partial class BridgeDriver
     /// </summary>
     public static GetCapabilityResponse MultiHostCapabilities { get; } = new("local", "global", GwAllocChecker: false);
 
-    public static GetCapabilityResponse CapabilitiesFor(bool multiHost) => multiHost ? MultiHostCapabilities : Capabilities;
+    /// <summary>Swarm with SKEIN_DRIVER_SCOPE=global (plugin-protocol §5.4): the manager allocates, nodes follow.</summary>
+    public static GetCapabilityResponse GlobalCapabilities { get; } = new("global", "global", GwAllocChecker: false);
+
+    public static GetCapabilityResponse CapabilitiesFor(bool multiHost, bool globalScope = false) =>
+        globalScope ? GlobalCapabilities : multiHost ? MultiHostCapabilities : Capabilities;
 
     public OverlayController? Cluster => _cluster;
 

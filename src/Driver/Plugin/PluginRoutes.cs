@@ -29,7 +29,7 @@ public static class PluginRoutes
         var ip = IpamJsonContext.Default;
 
         Constant(app, host, "Plugin.Activate", Activation, PluginJsonContext.Default.ActivateResponse);
-        Constant(app, host, "NetworkDriver.GetCapabilities", BridgeDriver.CapabilitiesFor(host.Options.MultiHost), nd.GetCapabilityResponse);
+        Constant(app, host, "NetworkDriver.GetCapabilities", BridgeDriver.CapabilitiesFor(host.Options.MultiHost, host.Options.GlobalScope), nd.GetCapabilityResponse);
         Constant(app, host, "IpamDriver.GetCapabilities", IpamCapabilities, ip.GetCapabilitiesResponse);
 
         Call(app, host, "NetworkDriver.GwAllocCheck", Strict(nd.GwAllocCheckerRequest), nd.GwAllocCheckerResponse, (_, r, _) => Task.FromResult(BridgeDriver.GwAllocCheck(r)), needsRuntime: false);

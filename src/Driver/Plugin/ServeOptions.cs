@@ -46,6 +46,9 @@ public sealed record ServeOptions
     /// <summary>How long a host may be gone before its addresses are reclaimed by the others.</summary>
     public TimeSpan ReclaimAfter { get; init; } = DefaultReclaimAfter;
 
+    /// <summary>Report Scope "global" (swarm managers allocate; `--driver-scope global`, SKEIN_DRIVER_SCOPE). Needs multi-host.</summary>
+    public bool GlobalScope { get; init; }
+
     /// <summary>Multi-host (VXLAN) networking: a shared store and an underlay address to advertise.</summary>
     public bool MultiHost => AdvertiseAddress is not null && !IsEmbedded(StoreUrl);
 
@@ -81,7 +84,8 @@ public sealed record ServeOptions
                 "--vxlan-port" => options with { VxlanPort = ParsePort(name, Value()) },
                 "--node-id" => options with { NodeId = ParseNodeId(name, Value()) },
                 "--reclaim-after" => options with { ReclaimAfter = ParseReclaimAfter(name, Value()) },
-                _ => throw SkeinException.Invalid($"unknown option '{arg}' for skein serve (known: --socket, --state-dir, --store, --netns, --reconcile-interval, --log-level, --advertise-addr, --vxlan-port, --node-id, --reclaim-after)"),
+                "--driver-scope" => options with { GlobalScope = ParseDriverScope(name, Value()) },
+                _ => throw SkeinException.Invalid($"unknown option '{arg}' for skein serve (known: --socket, --state-dir, --store, --netns, --reconcile-interval, --log-level, --advertise-addr, --vxlan-port, --node-id, --reclaim-after, --driver-scope)"),
             };
         }
         Validate(options);
@@ -108,6 +112,8 @@ public sealed record ServeOptions
             options = options with { NodeId = ParseNodeId("SKEIN_NODE_ID", node) };
         if (environment("SKEIN_RECLAIM_AFTER") is { Length: > 0 } reclaim)
             options = options with { ReclaimAfter = ParseReclaimAfter("SKEIN_RECLAIM_AFTER", reclaim) };
+        if (environment("SKEIN_DRIVER_SCOPE") is { Length: > 0 } scope)
+            options = options with { GlobalScope = ParseDriverScope("SKEIN_DRIVER_SCOPE", scope) };
         return options;
     }
 
@@ -124,7 +130,16 @@ public sealed record ServeOptions
             throw SkeinException.Invalid($"network namespace '{ns}' does not exist");
         if (options.AdvertiseAddress is { } advertise && IsEmbedded(options.StoreUrl))
             throw SkeinException.Invalid($"--advertise-addr {advertise} needs a shared store (--store consul://HOST:8500 or etcd://HOST:2379); with the embedded store every network stays on this host");
+        if (options.GlobalScope && !options.MultiHost)
+            throw SkeinException.Invalid("--driver-scope global needs multi-host mode: a shared store (consul:// or etcd://) and --advertise-addr");
     }
+
+    private static bool ParseDriverScope(string name, string value) => value switch
+    {
+        "local" => false,
+        "global" => true,
+        _ => throw SkeinException.Invalid($"{name} '{value}' is not a driver scope: give 'local' (swarm networks with --config-from) or 'global' (the swarm manager allocates)"),
+    };
 
     private static bool IsEmbedded(string storeUrl)
     {

@@ -23,6 +23,24 @@ public sealed class MultiHostOptionsTests
     }
 
     [Fact]
+    public void Driver_scope_global_is_for_swarm_managers_and_needs_multi_host()
+    {
+        Assert.False(ServeOptions.Parse(["--store", Etcd, "--advertise-addr", "192.0.2.10"], _ => null).GlobalScope);
+        Assert.True(ServeOptions.Parse(["--store", Etcd, "--advertise-addr", "192.0.2.10", "--driver-scope", "global"], _ => null).GlobalScope);
+        var env = new Dictionary<string, string> { ["SKEIN_STORE"] = Etcd, ["SKEIN_ADVERTISE_ADDR"] = "192.0.2.10", ["SKEIN_DRIVER_SCOPE"] = "global" };
+        Assert.True(ServeOptions.Parse([], k => env.GetValueOrDefault(k)).GlobalScope);
+        Assert.False(ServeOptions.Parse(["--driver-scope", "local"], k => env.GetValueOrDefault(k)).GlobalScope);
+
+        var bad = Assert.Throws<SkeinException>(() => ServeOptions.Parse(["--driver-scope", "swarm"], _ => null));
+        Assert.Contains("'swarm'", bad.Message);
+        var alone = Assert.Throws<SkeinException>(() => ServeOptions.Parse(["--driver-scope", "global"], _ => null));
+        Assert.Contains("multi-host", alone.Message);
+
+        Assert.Equal("global", Skein.Driver.Network.BridgeDriver.CapabilitiesFor(multiHost: true, globalScope: true).Scope);
+        Assert.Equal("local", Skein.Driver.Network.BridgeDriver.CapabilitiesFor(multiHost: true).Scope);
+    }
+
+    [Fact]
     public void Flags_and_environment_combine_with_flags_winning()
     {
         var env = new Dictionary<string, string>
