@@ -81,7 +81,10 @@ public sealed class SkeinRuntime : IAsyncDisposable
         {
             if (location.Kind != StoreKind.Embedded)
                 localStore = await EmbeddedStore.OpenAsync(Path.Combine(options.StateDir, "local"), time, ct).ConfigureAwait(false);
-            var ipam = new IpamService(clusterStore, new IpamOptions { NodeId = nodeId, KeyRoot = location.RootPrefix }, new LinuxHostNetworkView(), time);
+            // Consul and etcd put every key under the URL's root themselves; the embedded store is shared with the
+            // driver's host-local records, so the IPAM's keys carry the root there.
+            var keyRoot = location.Kind == StoreKind.Embedded ? location.RootPrefix : "";
+            var ipam = new IpamService(clusterStore, new IpamOptions { NodeId = nodeId, KeyRoot = keyRoot }, new LinuxHostNetworkView(), time);
 
             kernel = RtNetlinkKernel.Open(options.NetNsPath);
             if (overrides?.WrapKernel is { } wrapKernel)
@@ -106,7 +109,7 @@ public sealed class SkeinRuntime : IAsyncDisposable
                 var dataplane = new KernelOverlayDataplane(kernel, overlayLog);
                 // Also the check that the advertise address is this host's: the link holding it gives the MTU.
                 var underlayMtu = dataplane.DefaultMtu(advertise);
-                var settings = new OverlaySettings { NodeId = nodeId, KeyRoot = location.RootPrefix, LocalVtep = advertise, VxlanPort = options.VxlanPort };
+                var settings = new OverlaySettings { NodeId = nodeId, KeyRoot = keyRoot, LocalVtep = advertise, VxlanPort = options.VxlanPort };
                 if (overrides?.ConfigureOverlay is { } configure)
                     settings = configure(settings);
                 overlay = new OverlayController(clusterStore, settings, dataplane, iptables, ipam.FindPoolAsync, time, overlayLog);
@@ -116,7 +119,7 @@ public sealed class SkeinRuntime : IAsyncDisposable
                 new IpamEndpointBinding(ipam, logs.CreateLogger("skein.ipam")), time, logs.CreateLogger("skein.driver"), overlay);
             log.LogInformation("node {Node}, store {Store}, state {StateDir}, programming namespace {Namespace}",
                 nodeId, location, options.StateDir, options.NetNsPath ?? "(own)");
-            return new SkeinRuntime(clusterStore, localStore, ipam, kernel, firewall, driver, nodeId, options, logs, time, location.RootPrefix);
+            return new SkeinRuntime(clusterStore, localStore, ipam, kernel, firewall, driver, nodeId, options, logs, time, keyRoot);
         }
         catch
         {

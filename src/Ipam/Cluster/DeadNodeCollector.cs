@@ -31,8 +31,8 @@ public sealed class DeadNodeCollector
         ArgumentNullException.ThrowIfNull(membership);
         ArgumentNullException.ThrowIfNull(time);
         ArgumentNullException.ThrowIfNull(log);
-        if (string.IsNullOrWhiteSpace(keyRoot))
-            throw SkeinException.Invalid("the key root must not be empty");
+        if (keyRoot is null)
+            throw SkeinException.Invalid("the key root is missing (use \"\" when the store applies the root)");
         if (reclaimAfter <= TimeSpan.Zero)
             throw SkeinException.Invalid($"reclaim-after must be positive, not {reclaimAfter}");
         _store = store;

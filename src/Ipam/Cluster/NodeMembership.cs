@@ -98,8 +98,8 @@ public sealed partial class NodeMembership : IAsyncDisposable
             throw SkeinException.Invalid($"node id '{IpAddressText.Printable(options.NodeId ?? "")}' must be 1-63 characters of a-z, 0-9 and '-'");
         if (!IpAddressText.TryParse(options.AdvertiseAddress ?? "", out var advertise, out var error))
             throw SkeinException.Invalid($"advertise address '{IpAddressText.Printable(options.AdvertiseAddress ?? "")}' is not an IP address: {error}");
-        if (string.IsNullOrWhiteSpace(options.KeyRoot))
-            throw SkeinException.Invalid("the key root must not be empty");
+        if (options.KeyRoot is null)
+            throw SkeinException.Invalid("the key root is missing (use \"\" when the store applies the root)");
         bool consul = store is ConsulStore;
         var ttl = options.Ttl ?? (consul ? ConsulTtl : EtcdTtl);
         var renew = options.RenewEvery ?? (consul ? ConsulRenew : EtcdRenew);

@@ -85,7 +85,7 @@ public sealed class MultiHostStartupTests
                 await Task.Delay(250);
             Assert.NotNull(runtime.Membership);
             await using var store = await etcd.OpenStoreAsync($"skein-{id}");
-            Assert.NotNull(await store.GetAsync($"skein-{id}/nodes/restart-{id}", CancellationToken.None));
+            Assert.NotNull(await store.GetAsync($"nodes/restart-{id}", CancellationToken.None));
         }
         finally
         {

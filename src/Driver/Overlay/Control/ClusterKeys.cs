@@ -9,11 +9,14 @@ public sealed class ClusterKeys(string root)
 {
     public string Root { get; } = root.Trim('/');
 
-    public string Network(string net) => $"{Root}/networks/{net}";
-    public string Vni(int vni) => $"{Root}/vnis/{vni}";
-    public string Node(string node) => $"{Root}/nodes/{node}";
+    /// <summary>The root followed by '/', or nothing when the store applies the root (Consul, etcd).</summary>
+    private string P => Root.Length == 0 ? "" : Root + "/";
+
+    public string Network(string net) => $"{P}networks/{net}";
+    public string Vni(int vni) => $"{P}vnis/{vni}";
+    public string Node(string node) => $"{P}nodes/{node}";
     /// <summary>peers/&lt;net&gt;/: the one prefix each host watches per logical network.</summary>
-    public string PeersOf(string net) => $"{Root}/peers/{net}/";
+    public string PeersOf(string net) => $"{P}peers/{net}/";
     public string PeerNode(string net, string node) => PeersOf(net) + node;
     public string PeerEndpoint(string net, string node, string endpointId) => $"{PeersOf(net)}{node}/{endpointId}";
 
