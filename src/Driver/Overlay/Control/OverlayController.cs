@@ -63,6 +63,7 @@ public sealed class OverlayController : IAsyncDisposable
     /// <summary>Registry departures that failed (store down at DeleteNetwork): Docker network id → logical name.</summary>
     private readonly ConcurrentDictionary<string, string> _pendingLeaves = new(StringComparer.Ordinal);
     private IReadOnlyList<IPAddress>? _firewallPeers;
+    private bool _firewallRemoved;
     private IClusterPresence? _presence;
 
     public OverlayController(IClusterStore store, OverlaySettings settings, IOverlayDataplane dataplane, IUnderlayFirewall? underlay,
@@ -172,10 +173,13 @@ public sealed class OverlayController : IAsyncDisposable
         {
             if (_byNet.IsEmpty)
             {
-                if (_firewallPeers is not null)
+                // Also when this process never applied a filter (the last network went before its first view, or
+                // an earlier run left one): the filter goes with the last cluster network. Removal is idempotent.
+                if (!_firewallRemoved)
                 {
                     _underlay.RemoveVxlanPeers();
                     _firewallPeers = null;
+                    _firewallRemoved = true;
                 }
                 return;
             }
@@ -188,6 +192,7 @@ public sealed class OverlayController : IAsyncDisposable
                 return;
             _underlay.ApplyVxlanPeers(_settings.VxlanPort, peers);
             _firewallPeers = peers;
+            _firewallRemoved = false;
         }
     }
 
