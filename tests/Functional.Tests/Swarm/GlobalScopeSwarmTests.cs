@@ -35,7 +35,13 @@ public sealed class GlobalScopeSwarmTests(TwoNodeGlobalSwarm lab) : IClassFixtur
         {
             await lab.Manager.DockerOkAsync("network", "create", "-d", SwarmLab.Plugin, "--ipam-driver", SwarmLab.Plugin, "--subnet", "10.35.0.0/16",
                 "-o", "skein.network=" + net, "--ipam-opt", "skein.network=" + net, "--attachable", net);
-            var inspect = await lab.Manager.DockerOkAsync("network", "inspect", "-f", "{{.Scope}} {{index .Options \"skein.network\"}}", net);
+            // The manager allocates asynchronously: the options (AllocateNetwork's answer) appear shortly after create.
+            var inspect = "";
+            await Shell.EventuallyAsync(async () =>
+            {
+                inspect = await lab.Manager.DockerOkAsync("network", "inspect", "-f", "{{.Scope}} {{index .Options \"skein.network\"}}", net);
+                return inspect == $"swarm {net}";
+            }, TimeSpan.FromSeconds(20));
             Assert.Equal($"swarm {net}", inspect);
 
             await lab.Manager.DockerOkAsync("service", "create", "-d", "--name", service, "--network", net, "--replicas", "2",

@@ -30,6 +30,28 @@ public sealed class ConsulStoreTests(FakeConsulFixture fixture) : IClassFixture<
 
     private static ReadOnlyMemory<byte> Bytes(string text) => Encoding.UTF8.GetBytes(text);
 
+    [Fact]
+    public async Task An_ephemeral_put_waits_out_the_lock_delay_of_the_previous_incarnations_session()
+    {
+        // A restart destroys the previous session and claims its keys at once; Consul refuses the acquire
+        // during the lock-delay (§1.9), which skein keeps at 1 ms. Stretched here so the window is certain.
+        Server.State.MinimumLockDelay = TimeSpan.FromMilliseconds(25);
+        try
+        {
+            await using var previous = fixture.Open(_root);
+            var old = await previous.StartLivenessAsync(new LivenessOptions(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(5)), default);
+            await previous.PutAsync("nodes/n1", "old"u8.ToArray(), Precondition.Absent, ephemeral: true, default);
+
+            await using var liveness = await _store.StartLivenessAsync(new LivenessOptions(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(5), PreviousId: old.Id), default);
+            var claimed = await _store.PutAsync("nodes/n1", "new"u8.ToArray(), Precondition.Absent, ephemeral: true, default);
+            Assert.Equal(WriteOutcome.Applied, claimed.Outcome);
+        }
+        finally
+        {
+            Server.State.MinimumLockDelay = TimeSpan.Zero;
+        }
+    }
+
     private List<FakeConsulServer.RecordedRequest> RequestsUnderRoot() =>
         Server.Requests.Where(r => r.Path.Contains(_root) || r.Body.Contains(_root)).ToList();
 

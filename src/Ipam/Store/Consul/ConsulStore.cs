@@ -137,11 +137,32 @@ public sealed partial class ConsulStore : IClusterStore
     {
         var op = new TxnOp.Put(key, value, pre, ephemeral);
         StoreRequestValidator.ValidateTxn([op], Limits);
-        var outcome = await RunTxnAsync([op], ct).ConfigureAwait(false);
-        if (outcome.Applied)
-            return new WriteResult(WriteOutcome.Applied, outcome.NewVersions[0], null);
-        return new WriteResult(WriteOutcome.Conflict, 0, await GetAsync(key, ct).ConfigureAwait(false));
+        for (var attempt = 1; ; attempt++)
+        {
+            var outcome = await RunTxnAsync([op], ct).ConfigureAwait(false);
+            if (outcome.Applied)
+                return new WriteResult(WriteOutcome.Applied, outcome.NewVersions[0], null);
+            var current = await GetAsync(key, ct).ConfigureAwait(false);
+            // An ephemeral put whose precondition holds was refused by the lock: the key is in the lock-delay of a
+            // session that just ended — typically this node's previous incarnation, destroyed at start (§1.9). skein's
+            // sessions use a 1 ms lock-delay, so a short, bounded wait lets the acquire through.
+            if (ephemeral && attempt < LockDelayAttempts && Holds(pre, current))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(5 * attempt), ct).ConfigureAwait(false);
+                continue;
+            }
+            return new WriteResult(WriteOutcome.Conflict, 0, current);
+        }
     }
+
+    private const int LockDelayAttempts = 5;
+
+    private static bool Holds(Precondition pre, KvEntry? current) => pre switch
+    {
+        Precondition.AbsentCondition => current is null,
+        Precondition.VersionCondition v => current?.Version == v.Version,
+        _ => true,
+    };
 
     public async Task<WriteResult> DeleteAsync(string key, Precondition pre, CancellationToken ct)
     {

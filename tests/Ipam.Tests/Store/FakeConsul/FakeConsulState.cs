@@ -84,6 +84,9 @@ public sealed class FakeConsulState(TimeProvider clock)
         previous.TrySetResult();
     }
 
+    /// <summary>Test knob: a lock-delay at least this long, to make the window after an invalidation observable.</summary>
+    public TimeSpan MinimumLockDelay { get; set; }
+
     /// <summary>Invalidates a session (§1.8): Behavior=delete deletes its keys, release unlocks them; both start the lock-delay.</summary>
     public void InvalidateSession(string id)
     {
@@ -92,8 +95,9 @@ public sealed class FakeConsulState(TimeProvider clock)
         var index = NextIndex();
         foreach (var kv in _kvs.Values.Where(kv => kv.Session == id).ToList())
         {
-            if (session.LockDelay > TimeSpan.Zero)
-                _lockDelayUntil[kv.Key] = clock.GetUtcNow() + session.LockDelay;
+            var lockDelay = MinimumLockDelay > session.LockDelay ? MinimumLockDelay : session.LockDelay;
+            if (lockDelay > TimeSpan.Zero)
+                _lockDelayUntil[kv.Key] = clock.GetUtcNow() + lockDelay;
             if (session.Behavior == "delete")
                 Delete(kv.Key, index);
             else
