@@ -7,6 +7,7 @@
 #       BENCH_VXLAN_PORT=4790) vs Docker's swarm overlay (4789) on the same hosts  goal >= 1.0
 #   (b) `docker run --rm true` on the skein multi-host network vs Docker's bridge, median of
 #       BENCH_RUNS interleaved runs                                               goal <= 1.05
+#       (also vs a user-defined bridge network, which has the same embedded DNS set-up as skein's)
 #   (c) time from `docker run -d` on host A to the container answering ping from a container on host
 #       B, p50/p99 over BENCH_PING_RUNS runs (includes `docker inspect` and a `docker exec` start, so
 #       it overstates)                                                            goal p99 <= 1 s
@@ -97,7 +98,7 @@ for h in 1 2; do mh image "$LAB" "$h" "$IMG" "$LAB/image/bench.tar" || die "imag
 # skein on UDP 4790: Docker's overlay takes 4789 in each host's namespace, and both run side by side
 # so that the throughput rounds can alternate
 for h in 1 2; do mh skein-start "$LAB" "$h" etcd://198.18.1.254:2379 1 --vxlan-port "$VXLAN_PORT" || die "skein on host $h"; done
-tp_skein=n/a run_sk=n/a run_br=n/a p50=n/a p99=n/a tp_swarm=n/a
+tp_skein=n/a run_sk=n/a run_br=n/a run_ub=n/a p50=n/a p99=n/a tp_swarm=n/a
 tps=() tpw=()
 if [[ $PARTS == *" skein "* ]]; then
 for h in 1 2; do
@@ -106,18 +107,22 @@ for h in 1 2; do
 done
 sip_skein=$(iperf_setup mh) || exit 1
 
-log "(b) docker run --rm, skein multi-host network vs bridge, $RUNS interleaved rounds on host1"
-run_once mh >/dev/null && run_once bridge >/dev/null || exit 1
-sk=() br=()
+log "(b) docker run --rm, skein multi-host network vs bridge (and a user-defined bridge network), $RUNS interleaved rounds on host1"
+# Every user-defined network (skein's included) gets the engine's embedded DNS resolver at container start and the
+# default "bridge" network none: the user-defined bridge network is the like-for-like anchor.
+dk 1 network create -d bridge mhub >/dev/null || die "user-defined bridge network on host 1"
+run_once mh >/dev/null && run_once bridge >/dev/null && run_once mhub >/dev/null || exit 1
+sk=() br=() ub=()
 for ((i = 0; i < RUNS; i++)); do
-  if ((i % 2)); then
-    b=$(run_once bridge) && s=$(run_once mh) || exit 1
-  else
-    s=$(run_once mh) && b=$(run_once bridge) || exit 1
-  fi
-  sk+=("$s"); br+=("$b")
+  case $((i % 3)) in
+    0) s=$(run_once mh) && b=$(run_once bridge) && u=$(run_once mhub) || exit 1 ;;
+    1) b=$(run_once bridge) && u=$(run_once mhub) && s=$(run_once mh) || exit 1 ;;
+    2) u=$(run_once mhub) && s=$(run_once mh) && b=$(run_once bridge) || exit 1 ;;
+  esac
+  sk+=("$s"); br+=("$b"); ub+=("$u")
 done
-run_sk=$(printf '%s\n' "${sk[@]}" | median); run_br=$(printf '%s\n' "${br[@]}" | median)
+run_sk=$(printf '%s\n' "${sk[@]}" | median); run_br=$(printf '%s\n' "${br[@]}" | median); run_ub=$(printf '%s\n' "${ub[@]}" | median)
+dk 1 network rm mhub >/dev/null
 
 log "(c) docker run -d on host1 -> pingable from a container on host2, $PING_RUNS runs"
 dk 2 run -d --name prober --network mh "$IMG" sleep 3600 >/dev/null || die "prober"
@@ -162,6 +167,6 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0>0 && b+0>0) printf "%.3f", a/b; else print "n/a"}'; }
 echo "multi-host skein, 2 namespace-hosts, etcd store, dockerd $(dk 1 version -f '{{.Server.Version}}'), $(nproc) cores, kernel $(uname -r)"
 echo "  (a) iperf3 TCP host1->host2 container, median of $IPERF_ROUNDS alternating ${IPERF_SECS}s rounds: skein ${tp_skein} Mbit/s  swarm overlay ${tp_swarm} Mbit/s  ratio skein/swarm $(ratio "$tp_skein" "$tp_swarm") (goal >= 1.0)"
-echo "  (b) docker run --rm true, median of $RUNS: skein multi-host ${run_sk} s  bridge ${run_br} s  ratio $(ratio "$run_sk" "$run_br") (goal <= 1.05)"
+echo "  (b) docker run --rm true, median of $RUNS: skein multi-host ${run_sk} s  bridge ${run_br} s  ratio $(ratio "$run_sk" "$run_br") (goal <= 1.05); user-defined bridge ${run_ub} s  ratio $(ratio "$run_sk" "$run_ub")"
 echo "  (c) docker run -d on host1 -> pingable from host2, $PING_RUNS runs: p50 ${p50} s  p99 ${p99} s (goal p99 <= 1 s)"
-echo "RESULT mh_iperf_skein_mbits=$tp_skein mh_iperf_swarm_mbits=$tp_swarm ratio_throughput=$(ratio "$tp_skein" "$tp_swarm") mh_docker_run_s=$run_sk bridge_docker_run_s=$run_br ratio_run=$(ratio "$run_sk" "$run_br") mh_pingable_p50_s=$p50 mh_pingable_p99_s=$p99"
+echo "RESULT mh_iperf_skein_mbits=$tp_skein mh_iperf_swarm_mbits=$tp_swarm ratio_throughput=$(ratio "$tp_skein" "$tp_swarm") mh_docker_run_s=$run_sk bridge_docker_run_s=$run_br ratio_run=$(ratio "$run_sk" "$run_br") userbridge_docker_run_s=$run_ub ratio_run_userbridge=$(ratio "$run_sk" "$run_ub") mh_pingable_p50_s=$p50 mh_pingable_p99_s=$p99"
