@@ -17,7 +17,10 @@ public static class NetnsSocket
     private static extern int setns(int fd, int nstype);
 
     /// <param name="namespacePath">/run/netns/NAME or /proc/PID/ns/net</param>
-    public static Socket Create(string namespacePath, SocketType type, ProtocolType protocol)
+    public static Socket Create(string namespacePath, SocketType type, ProtocolType protocol) =>
+        Create(namespacePath, AddressFamily.InterNetwork, type, protocol);
+
+    public static Socket Create(string namespacePath, AddressFamily family, SocketType type, ProtocolType protocol)
     {
         Socket? socket = null;
         Exception? failure = null;
@@ -31,7 +34,7 @@ public static class NetnsSocket
                     throw new IOException($"setns({namespacePath}) failed: errno {Marshal.GetLastPInvokeError()}");
                 try
                 {
-                    socket = new Socket(AddressFamily.InterNetwork, type, protocol);
+                    socket = new Socket(family, type, protocol);
                 }
                 finally
                 {
