@@ -50,6 +50,21 @@ public sealed record IpamOptions
     /// <summary>Distinguishes this process's writes ("w" token); a fresh random value when not given.</summary>
     public string? Incarnation { get; init; }
 
+    /// <summary>
+    /// Where the outage journal lives (decisions #18); null: no allocation while the cluster store is unreachable
+    /// (the embedded store is never unreachable).
+    /// </summary>
+    public string? JournalDirectory { get; init; }
+
+    /// <summary>
+    /// How long after the store last confirmed this node (its liveness, or any IPAM call) the node may still allocate
+    /// from its own blocks while the store is unreachable: reclaim-after minus a margin (decisions #18).
+    /// </summary>
+    public TimeSpan OutageAllowance { get; init; }
+
+    /// <summary>While the store is unreachable, how often a request tries it again before using the journal.</summary>
+    public TimeSpan OutageProbeInterval { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Bound on compare-and-swap retries before a request fails as Unavailable.</summary>
     public int MaxCasAttempts { get; init; } = 24;
 }

@@ -34,7 +34,30 @@ public sealed partial class IpamService
                 throw SkeinException.Invalid($"{OutOfRange}: {IpAddressText.Format(wanted)} is not inside pool {id.Pool}");
         }
 
-        var address = await WithPoolAsync(id.Space, id.Pool, async cache =>
+        bool endpoint = !gateway && mac is not null;
+        await ReplayIfDueAsync(ct).ConfigureAwait(false);
+        if (UseJournal(id.Space, id.Pool))
+        {
+            if (!endpoint)
+                throw new SkeinException(ErrorKind.Unavailable, $"pool {id} has changes made while the cluster store was unreachable ({_outageCause}) that are not written back yet; only endpoint addresses are handed out meanwhile");
+            var journaled = await RequestFromJournalAsync(id, mac!, wanted, ct).ConfigureAwait(false);
+            return new RequestAddressResponse { Address = Cidr(journaled, id.Pool), Data = [] };
+        }
+        IPAddress address;
+        try
+        {
+            address = await RequestFromStoreAsync(id, gateway, mac, wanted, ct).ConfigureAwait(false);
+        }
+        catch (SkeinException e) when (endpoint && CanJournal && IsOutage(e))
+        {
+            EnterOutage(e);
+            address = await RequestFromJournalAsync(id, mac!, wanted, ct).ConfigureAwait(false);
+        }
+        return new RequestAddressResponse { Address = Cidr(address, id.Pool), Data = [] };
+    }
+
+    private Task<IPAddress> RequestFromStoreAsync(PoolId id, bool gateway, string? mac, IPAddress? wanted, CancellationToken ct) =>
+        WithPoolAsync(id.Space, id.Pool, async cache =>
         {
             CheckSubPoolKnown(cache, id);
             if (gateway)
@@ -48,10 +71,7 @@ public sealed partial class IpamService
                 return wanted;
             }
             return await AllocateDynamicAsync(cache, id, mac, ct).ConfigureAwait(false);
-        }, ct).ConfigureAwait(false);
-
-        return new RequestAddressResponse { Address = Cidr(address, id.Pool), Data = [] };
-    }
+        }, ct);
 
     /// <summary>A slot already holding the address satisfies a repeat of the same request.</summary>
     private bool IsSameRequest(SlotRecord existing, SlotRecord wanted) => wanted.Kind switch
@@ -233,41 +253,12 @@ public sealed partial class IpamService
             }
         }
 
-        long now = NowSeconds();
-        long quarantine = (long)_options.Quarantine.TotalSeconds;
-        CachedBlock? bestBlock = null;
-        int bestOrdinal = -1;
-        CachedBlock? oldestBlock = null;
-        int oldestOrdinal = -1;
-        long oldestFreed = long.MaxValue;
-        foreach (var block in cache.Blocks.Values) // ascending block index
-        {
-            if (!PoolCache.WindowRange(block.Cidr, window, out int first, out int last))
-                continue;
-            UInt128 blockStart = cache.PoolOrdinalOfBlockStart(block.Cidr);
-            for (int ordinal = first; ordinal <= last && bestBlock is null; ordinal++)
-            {
-                if (block.Record.Slots.ContainsKey(ordinal) || BlockGeometry.IsReserved(cache.Pool, blockStart + (UInt128)ordinal))
-                    continue;
-                if (block.Record.Freed.TryGetValue(ordinal, out long freedAt) && now - freedAt < quarantine)
-                {
-                    if (freedAt < oldestFreed)
-                        (oldestBlock, oldestOrdinal, oldestFreed) = (block, ordinal, freedAt);
-                    continue;
-                }
-                (bestBlock, bestOrdinal) = (block, ordinal);
-            }
-            if (bestBlock is not null)
-                break;
-        }
-
-        var claimed = await ClaimLowerBlockAsync(cache, id, mac, bestBlock?.Index, ct).ConfigureAwait(false);
+        var (best, oldestFreed) = PickFree(cache, window, NowSeconds(), ownedOnly: false);
+        var claimed = await ClaimLowerBlockAsync(cache, id, mac, best?.Block.Index, ct).ConfigureAwait(false);
         if (claimed is not null)
             return claimed;
-        if (bestBlock is not null)
-            return await TakeOrdinalAsync(cache, bestBlock, bestOrdinal, mac, ct).ConfigureAwait(false);
-        if (oldestBlock is not null)
-            return await TakeOrdinalAsync(cache, oldestBlock, oldestOrdinal, mac, ct).ConfigureAwait(false);
+        if ((best ?? oldestFreed) is { } free)
+            return await TakeOrdinalAsync(cache, free.Block, free.Ordinal, mac, ct).ConfigureAwait(false);
         if (!_options.StrictAffinity)
         {
             var borrowed = await BorrowAsync(cache, id, mac, ct).ConfigureAwait(false);
@@ -275,6 +266,38 @@ public sealed partial class IpamService
                 return borrowed;
         }
         throw SkeinException.Conflict($"{NoAddresses}: every address of {window} in pool {id} is taken");
+    }
+
+    /// <summary>
+    /// The lowest free, unquarantined address of the window in the cached blocks (ascending), and failing that the
+    /// one freed longest ago; <paramref name="ownedOnly"/> skips borrowed blocks.
+    /// </summary>
+    private ((CachedBlock Block, int Ordinal)? Best, (CachedBlock Block, int Ordinal)? OldestFreed) PickFree(PoolCache cache, IpPrefix window, long now, bool ownedOnly)
+    {
+        long quarantine = (long)_options.Quarantine.TotalSeconds;
+        (CachedBlock Block, int Ordinal)? oldest = null;
+        long oldestFreed = long.MaxValue;
+        foreach (var block in cache.Blocks.Values) // ascending block index
+        {
+            if (ownedOnly && (block.Borrowed || block.Record.Owner != _node))
+                continue;
+            if (!PoolCache.WindowRange(block.Cidr, window, out int first, out int last))
+                continue;
+            UInt128 blockStart = cache.PoolOrdinalOfBlockStart(block.Cidr);
+            for (int ordinal = first; ordinal <= last; ordinal++)
+            {
+                if (block.Record.Slots.ContainsKey(ordinal) || BlockGeometry.IsReserved(cache.Pool, blockStart + (UInt128)ordinal))
+                    continue;
+                if (block.Record.Freed.TryGetValue(ordinal, out long freedAt) && now - freedAt < quarantine)
+                {
+                    if (freedAt < oldestFreed)
+                        (oldest, oldestFreed) = ((block, ordinal), freedAt);
+                    continue;
+                }
+                return ((block, ordinal), oldest);
+            }
+        }
+        return (null, oldest);
     }
 
     private SlotRecord ContainerSlot(string? mac) =>
@@ -469,7 +492,25 @@ public sealed partial class IpamService
         if (!id.Pool.Contains(address))
             throw SkeinException.Invalid($"{OutOfRange}: {IpAddressText.Format(address)} is not inside pool {id.Pool}");
 
-        await WithPoolAsync(id.Space, id.Pool, async cache =>
+        await ReplayIfDueAsync(ct).ConfigureAwait(false);
+        if (UseJournal(id.Space, id.Pool))
+        {
+            await ReleaseFromJournalAsync(id, address, ct).ConfigureAwait(false);
+            return;
+        }
+        try
+        {
+            await ReleaseInCacheAsync(id, address, ct).ConfigureAwait(false);
+        }
+        catch (SkeinException e) when (CanJournal && IsOutage(e))
+        {
+            EnterOutage(e);
+            await ReleaseFromJournalAsync(id, address, ct).ConfigureAwait(false);
+        }
+    }
+
+    private Task ReleaseInCacheAsync(PoolId id, IPAddress address, CancellationToken ct) =>
+        WithPoolAsync(id.Space, id.Pool, async cache =>
         {
             var blockCidr = cache.BlockOf(address, out var index);
             int ordinal = (int)blockCidr.OrdinalOf(address);
@@ -505,8 +546,7 @@ public sealed partial class IpamService
                 _pools.TryRemove(cache.PoolKey, out _);
             }
             return true;
-        }, ct).ConfigureAwait(false);
-    }
+        }, ct);
 
     /// <summary>
     /// Called by the network driver at CreateEndpoint: marks this node's pending slot for the address
@@ -527,40 +567,76 @@ public sealed partial class IpamService
         if (endpointId is null || !EndpointIdPattern().IsMatch(endpointId))
             throw SkeinException.Invalid($"EndpointID '{IpAddressText.Printable(endpointId ?? "")}' must be 1-64 characters of a-z and 0-9");
 
-        List<(string Space, IpPrefix Pool)> candidates = [];
+        await ReplayIfDueAsync(ct).ConfigureAwait(false);
         if (!string.IsNullOrEmpty(poolId))
         {
             var id = PoolId.Parse(poolId);
             if (!id.Pool.Contains(address))
                 throw SkeinException.Invalid($"{OutOfRange}: {IpAddressText.Format(address)} is not inside pool {id.Pool}");
-            candidates.Add((id.Space, id.Pool));
-        }
-        else
-        {
-            var (pools, _) = await _store.ListAsync(_keys.Pools, keysOnly: false, ct).ConfigureAwait(false);
-            foreach (var entry in pools)
-            {
-                var record = IpamStoreAccess.Decode(entry, IpamStoreJsonContext.Default.PoolRecord);
-                if (record.Users.ContainsKey(_node) && IpPrefix.TryParse(record.Cidr, false, out var pool, out _) && pool.Contains(address))
-                    candidates.Add((record.Space, pool));
-            }
+            return await MarkInPoolAsync(id.Space, id.Pool, address, endpointId, bind, ct).ConfigureAwait(false);
         }
 
-        foreach (var (space, pool) in candidates)
+        // The pools this node already has in memory first (the usual case: RequestAddress just loaded it), then the store.
+        var tried = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var cache in _pools.Values.Where(c => c.Pool.Contains(address) && c.Record.Users.ContainsKey(_node)).ToList())
         {
-            bool marked;
-            try
-            {
-                marked = await WithPoolAsync(space, pool, cache => MarkSlotAsync(cache, address, endpointId, bind, ct), ct).ConfigureAwait(false);
-            }
-            catch (SkeinException e) when (e.Kind == ErrorKind.NotFound && string.IsNullOrEmpty(poolId))
-            {
+            tried.Add(cache.PoolKey);
+            if (await TryMarkInPoolAsync(cache.Space, cache.Pool, address, endpointId, bind, ct).ConfigureAwait(false))
+                return true;
+        }
+        var (pools, _) = await _store.ListAsync(_keys.Pools, keysOnly: false, ct).ConfigureAwait(false);
+        foreach (var entry in pools)
+        {
+            var record = IpamStoreAccess.Decode(entry, IpamStoreJsonContext.Default.PoolRecord);
+            if (!record.Users.ContainsKey(_node) || !IpPrefix.TryParse(record.Cidr, false, out var pool, out _) || !pool.Contains(address))
                 continue;
-            }
-            if (marked)
+            if (tried.Contains(_keys.Pool(record.Space, pool)))
+                continue;
+            if (await TryMarkInPoolAsync(record.Space, pool, address, endpointId, bind, ct).ConfigureAwait(false))
                 return true;
         }
         return false;
+    }
+
+    private async Task<bool> TryMarkInPoolAsync(string space, IpPrefix pool, IPAddress address, string endpointId, bool bind, CancellationToken ct)
+    {
+        try
+        {
+            return await MarkInPoolAsync(space, pool, address, endpointId, bind, ct).ConfigureAwait(false);
+        }
+        catch (SkeinException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            return false;
+        }
+    }
+
+    private async Task<bool> MarkInPoolAsync(string space, IpPrefix pool, IPAddress address, string endpointId, bool bind, CancellationToken ct)
+    {
+        if (UseJournal(space, pool))
+            return await MarkFromJournalAsync(space, pool, address, endpointId, bind, ct).ConfigureAwait(false);
+        try
+        {
+            return await WithPoolAsync(space, pool, cache => MarkSlotAsync(cache, address, endpointId, bind, ct), ct).ConfigureAwait(false);
+        }
+        catch (SkeinException e) when (CanJournal && IsOutage(e))
+        {
+            EnterOutage(e);
+            return await MarkFromJournalAsync(space, pool, address, endpointId, bind, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The slot after a bind or unbind: the same object when nothing changes, null when it is not this endpoint's to change.</summary>
+    private SlotRecord? MarkedSlot(SlotRecord slot, string endpointId, bool bind)
+    {
+        if (slot.Kind != SlotKinds.Container || slot.Node != _node)
+            return null;
+        if (bind)
+            return slot.State == SlotKinds.Bound && slot.Eid == endpointId ? slot : slot with { State = SlotKinds.Bound, Eid = endpointId };
+        if (slot.State != SlotKinds.Bound)
+            return slot;
+        if (slot.Eid != endpointId)
+            return null;
+        return slot with { State = SlotKinds.Pending, Eid = null, Ts = NowSeconds() };
     }
 
     private async Task<bool> MarkSlotAsync(PoolCache cache, IPAddress address, string endpointId, bool bind, CancellationToken ct)
@@ -569,23 +645,10 @@ public sealed partial class IpamService
         if (!cache.Blocks.TryGetValue(index, out var block))
             return false;
         int ordinal = (int)block.Cidr.OrdinalOf(address);
-        if (!block.Record.Slots.TryGetValue(ordinal, out var slot) || slot.Kind != SlotKinds.Container || slot.Node != _node)
+        if (!block.Record.Slots.TryGetValue(ordinal, out var slot) || MarkedSlot(slot, endpointId, bind) is not { } updated)
             return false;
-        SlotRecord updated;
-        if (bind)
-        {
-            if (slot.State == SlotKinds.Bound && slot.Eid == endpointId)
-                return true;
-            updated = slot with { State = SlotKinds.Bound, Eid = endpointId };
-        }
-        else
-        {
-            if (slot.State != SlotKinds.Bound)
-                return true;
-            if (slot.Eid != endpointId)
-                return false;
-            updated = slot with { State = SlotKinds.Pending, Eid = null, Ts = NowSeconds() };
-        }
+        if (ReferenceEquals(updated, slot))
+            return true;
         string token = _store.NextToken();
         var written = WithSlot(block.Record, ordinal, updated) with { W = token };
         var put = new TxnOp.Put(block.Key, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(block.Version));
@@ -615,6 +678,8 @@ public sealed partial class IpamService
         var id = PoolId.Parse(poolId);
         if (olderThan < TimeSpan.Zero)
             throw SkeinException.Invalid("olderThan must not be negative");
+        if (UseJournal(id.Space, id.Pool))
+            return []; // after the replay
         return await WithPoolAsync(id.Space, id.Pool, async cache =>
         {
             long now = NowSeconds();

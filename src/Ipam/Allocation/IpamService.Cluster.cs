@@ -74,7 +74,8 @@ public sealed partial class IpamService
                 await BackoffAsync(attempt, ct).ConfigureAwait(false);
             }
         }
-        return await WithPoolAsync(space, pool, cache => AssertSlotAsync(cache, address, mac, endpointId, ct), ct).ConfigureAwait(false);
+        var slot = new SlotRecord { Kind = SlotKinds.Container, Node = _node, State = SlotKinds.Bound, Mac = mac, Eid = endpointId, Ts = NowSeconds() };
+        return await WithPoolAsync(space, pool, cache => AssertSlotAsync(cache, address, slot, ct), ct).ConfigureAwait(false);
     }
 
     private async Task<string?> FindSpaceOfPoolAsync(IpPrefix pool, CancellationToken ct)
@@ -97,7 +98,12 @@ public sealed partial class IpamService
         return found;
     }
 
-    private async Task<(SlotAssertion, string)> AssertSlotAsync(PoolCache cache, IPAddress address, string mac, string endpointId, CancellationToken ct)
+    /// <summary>
+    /// Makes the address hold <paramref name="slot"/> (a container slot of this node, bound or pending) as fencing and
+    /// the journal replay need it: Held when it is this node's already (same MAC, or same endpoint), Reinserted when
+    /// it was free, Conflicted when anything else holds it.
+    /// </summary>
+    private async Task<(SlotAssertion, string)> AssertSlotAsync(PoolCache cache, IPAddress address, SlotRecord slot, CancellationToken ct)
     {
         string shown = IpAddressText.Format(address);
         if (cache.Record.State == PoolStates.Deleting)
@@ -122,7 +128,6 @@ public sealed partial class IpamService
 
         string blockKey = _keys.Block(cache.Space, cache.Pool, blockCidr);
         var current = await _store.ReadAsync(blockKey, IpamStoreJsonContext.Default.BlockRecord, ct).ConfigureAwait(false);
-        var slot = new SlotRecord { Kind = SlotKinds.Container, Node = _node, State = SlotKinds.Bound, Mac = mac, Eid = endpointId, Ts = NowSeconds() };
         string token = _store.NextToken();
         var ops = new List<TxnOp>(3);
         SlotAssertion outcome;
@@ -136,13 +141,14 @@ public sealed partial class IpamService
         }
         else if (existing.Value.Slots.TryGetValue(ordinal, out var holder))
         {
-            bool ours = holder.Kind == SlotKinds.Container && holder.Node == _node && (holder.Mac == mac || holder.Eid == endpointId);
+            bool ours = holder.Kind == SlotKinds.Container && holder.Node == _node
+                && (holder.Mac == slot.Mac || (slot.Eid is not null && holder.Eid == slot.Eid));
             if (!ours)
             {
                 string who = holder.Kind == SlotKinds.Container ? $"a container of node {holder.Node}" : $"the network ({holder.Kind})";
                 return (SlotAssertion.Conflicted, $"{shown} is now held by {who}");
             }
-            if (holder.State == SlotKinds.Bound && holder.Eid == endpointId && holder.Mac == mac)
+            if (holder.State == slot.State && holder.Eid == slot.Eid && holder.Mac == slot.Mac)
                 return (SlotAssertion.Held, $"{shown} is held");
             var written = WithSlot(existing.Value, ordinal, slot) with { W = token };
             ops.Add(new TxnOp.Put(blockKey, IpamStoreAccess.Encode(written, IpamStoreJsonContext.Default.BlockRecord), Precondition.VersionIs(existing.Version)));
@@ -177,7 +183,7 @@ public sealed partial class IpamService
             throw new StaleStateException();
         // Rare path: let the next allocation re-read this pool instead of patching the cache.
         _pools.TryRemove(cache.PoolKey, out _);
-        return (outcome, outcome == SlotAssertion.Reinserted ? $"{shown} re-inserted" : $"{shown} marked bound");
+        return (outcome, outcome == SlotAssertion.Reinserted ? $"{shown} re-inserted" : $"{shown} marked {slot.State}");
     }
 
     /// <summary>

@@ -13,7 +13,7 @@ namespace Skein.Ipam.Allocation;
 /// top of the cluster store, with per-host address blocks (cluster-store §4.8). Every failure is a
 /// SkeinException whose message is fit for the docker CLI, and a failed call changes no state.
 /// </summary>
-public sealed partial class IpamService
+public sealed partial class IpamService : IDisposable
 {
     private readonly IpamStoreAccess _store;
     private readonly IpamOptions _options;
@@ -48,7 +48,9 @@ public sealed partial class IpamService
         _node = options.NodeId;
         _incarnation = options.Incarnation ?? Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
         _keys = new StoreKeys(options.KeyRoot, _node);
-        _store = new IpamStoreAccess(store, _node, _incarnation);
+        _store = new IpamStoreAccess(store, _node, _incarnation, time);
+        if (options.JournalDirectory is { } journalDirectory)
+            _journal = OutageJournal.Open(journalDirectory);
     }
 
     public string NodeId => _node;
@@ -87,6 +89,13 @@ public sealed partial class IpamService
                     throw new SkeinException(ErrorKind.Unavailable, $"pool {space}/{pool} kept changing in the cluster store while skein updated it; try again");
                 await BackoffAsync(attempt, ct).ConfigureAwait(false);
             }
+            catch (SkeinException e) when (IsOutage(e))
+            {
+                // The store is unreachable. The cache changes only after a write was acknowledged, so it is as good as
+                // before the call; allocation from the journal (decisions #18) works from it. A write that did apply
+                // unseen fails its version check later and the cache is re-read then.
+                throw;
+            }
             catch
             {
                 // A failure may leave the cache half-updated in memory only: re-read next time.
@@ -100,6 +109,14 @@ public sealed partial class IpamService
     {
         if (_pools.TryGetValue(poolKey, out var cached))
             return cached;
+        var cache = await ReadPoolAsync(space, pool, poolKey, ct).ConfigureAwait(false);
+        _pools[poolKey] = cache;
+        return cache;
+    }
+
+    /// <summary>The pool record and this node's blocks as the store holds them now (not cached).</summary>
+    private async Task<PoolCache> ReadPoolAsync(string space, IpPrefix pool, string poolKey, CancellationToken ct)
+    {
         var read = await _store.ReadAsync(poolKey, IpamStoreJsonContext.Default.PoolRecord, ct).ConfigureAwait(false)
             ?? throw SkeinException.NotFound($"Address Pool not found: skein holds no pool {space}/{pool}");
         var cache = new PoolCache(read.Value.Space.Length > 0 ? read.Value.Space : space, pool, poolKey, read.Version, read.Value);
@@ -117,7 +134,6 @@ public sealed partial class IpamService
             var index = pool.BlockIndexOf(blockCidr.Network, cache.BlockLength);
             cache.Blocks[index] = new CachedBlock(blockCidr, index, blockKey, block.Value.Version, block.Value.Value, affinityRecord.Borrowed);
         }
-        _pools[poolKey] = cache;
         return cache;
     }
 

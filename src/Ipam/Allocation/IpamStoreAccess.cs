@@ -9,10 +9,23 @@ namespace Skein.Ipam.Allocation;
 /// ambiguous failure (a time-out after the request was sent: re-read and look for our own token),
 /// and the translation of store exceptions into errors fit for the docker CLI user.
 /// </summary>
-internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string incarnation)
+internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string incarnation, TimeProvider time)
 {
     private const int UnavailableAttempts = 3;
     private long _sequence;
+    private long _lastAnswerTicks = long.MinValue;
+
+    /// <summary>When the store last answered an IPAM call (any answer that is not an outage); null: never.</summary>
+    public DateTimeOffset? LastAnswer
+    {
+        get
+        {
+            long ticks = Interlocked.Read(ref _lastAnswerTicks);
+            return ticks == long.MinValue ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+        }
+    }
+
+    private void Answered() => Interlocked.Exchange(ref _lastAnswerTicks, time.GetUtcNow().UtcTicks);
 
     public IClusterStore Store { get; } = store;
 
@@ -57,7 +70,9 @@ internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string
         {
             try
             {
-                return await Store.CommitAsync(ops, ct).ConfigureAwait(false);
+                var result = await Store.CommitAsync(ops, ct).ConfigureAwait(false);
+                Answered();
+                return result;
             }
             catch (StoreUnavailableException e)
             {
@@ -108,13 +123,15 @@ internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string
         }
     }
 
-    private static async Task<T> Guard<T>(Func<Task<T>> read)
+    private async Task<T> Guard<T>(Func<Task<T>> read)
     {
         for (int attempt = 1; ; attempt++)
         {
             try
             {
-                return await read().ConfigureAwait(false);
+                var value = await read().ConfigureAwait(false);
+                Answered();
+                return value;
             }
             catch (StoreUnavailableException e)
             {
@@ -133,6 +150,6 @@ internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string
         }
     }
 
-    private static SkeinException Unavailable(Exception e) =>
+    internal static SkeinException Unavailable(Exception e) =>
         new(ErrorKind.Unavailable, $"the cluster store is unreachable, so skein cannot change addresses now: {e.Message}", e);
 }

@@ -114,6 +114,7 @@ internal sealed record AffinityRecord
 [JsonSerializable(typeof(PoolNameRecord))]
 [JsonSerializable(typeof(BlockRecord))]
 [JsonSerializable(typeof(AffinityRecord))]
+[JsonSerializable(typeof(JournalEntry))]
 internal sealed partial class IpamStoreJsonContext : JsonSerializerContext
 {
     public const int Schema = 1;

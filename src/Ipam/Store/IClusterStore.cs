@@ -64,6 +64,13 @@ public interface ILiveness : IAsyncDisposable
     /// a handler that throws is called again after the next successful renewal.
     /// </summary>
     event Func<ILiveness, CancellationToken, Task>? Recreated;
+
+    /// <summary>
+    /// When the store last confirmed this liveness (creation or a successful renewal), on the liveness's clock; null
+    /// when it cannot tell. Bounds how long a host may act on its own blocks while the store is unreachable
+    /// (decisions #18): the collector reclaims only after the liveness has been gone for reclaim-after.
+    /// </summary>
+    DateTimeOffset? LastConfirmed => null;
 }
 
 /// <summary>

@@ -23,6 +23,20 @@ internal abstract class RenewingLiveness : ILiveness
 
     public event Func<ILiveness, CancellationToken, Task>? Recreated;
 
+    private long _lastConfirmedTicks = long.MinValue;
+
+    public DateTimeOffset? LastConfirmed
+    {
+        get
+        {
+            long ticks = Interlocked.Read(ref _lastConfirmedTicks);
+            return ticks == long.MinValue ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+        }
+    }
+
+    /// <summary>Called by the backend when the store accepted the handle (created, renewed or recreated).</summary>
+    protected void Confirmed() => Interlocked.Exchange(ref _lastConfirmedTicks, Time.GetUtcNow().UtcTicks);
+
     /// <summary>The most recent renewal or recreation failure, for status output; null when healthy.</summary>
     public string? LastError { get; private set; }
 
@@ -46,7 +60,11 @@ internal abstract class RenewingLiveness : ILiveness
     protected abstract void Forget();
 
     /// <summary>Starts the renewal loop; called once the first handle exists.</summary>
-    protected void StartLoop() => _loop = Task.Run(RenewLoopAsync);
+    protected void StartLoop()
+    {
+        Confirmed(); // just created by the store
+        _loop = Task.Run(RenewLoopAsync);
+    }
 
     /// <summary>Asks the loop to verify the handle now instead of at the next tick.</summary>
     public void CheckNow()
@@ -78,9 +96,15 @@ internal abstract class RenewingLiveness : ILiveness
                 token.ThrowIfCancellationRequested();
 
                 if (!await RenewAsync(token).ConfigureAwait(false))
+                {
                     await RecreateAsync(token).ConfigureAwait(false);
-                else if (_republishPending.Count > 0)
-                    await RunHandlersAsync(_republishPending, token).ConfigureAwait(false);
+                }
+                else
+                {
+                    Confirmed();
+                    if (_republishPending.Count > 0)
+                        await RunHandlersAsync(_republishPending, token).ConfigureAwait(false);
+                }
                 failures = 0;
                 if (_republishPending.Count == 0)
                     LastError = null;
@@ -100,6 +124,7 @@ internal abstract class RenewingLiveness : ILiveness
     private async Task RecreateAsync(CancellationToken ct)
     {
         await ReplaceAsync(ct).ConfigureAwait(false);
+        Confirmed();
         Interlocked.Increment(ref _generation);
         var handlers = Recreated?.GetInvocationList().Cast<Func<ILiveness, CancellationToken, Task>>().ToList() ?? [];
         await RunHandlersAsync(handlers, ct).ConfigureAwait(false);

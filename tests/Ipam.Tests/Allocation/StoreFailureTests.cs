@@ -7,38 +7,6 @@ namespace Skein.Ipam.Tests.Allocation;
 /// <summary>The IPAM over a store that loses answers or is unreachable (cluster-store §4.3 error model, §4.13 #5).</summary>
 public sealed class StoreFailureTests
 {
-    /// <summary>Delegates to a real store; can apply a commit and then report a transport failure, or be down.</summary>
-    private sealed class FlakyStore(IClusterStore inner) : IClusterStore
-    {
-        public int LoseNextCommitAnswers;
-        public bool Down;
-
-        public StoreLimits Limits => inner.Limits;
-        private void ThrowIfDown()
-        {
-            if (Down)
-                throw new StoreUnavailableException("connection refused (test)");
-        }
-        public Task<KvEntry?> GetAsync(string key, CancellationToken ct) { ThrowIfDown(); return inner.GetAsync(key, ct); }
-        public Task<(IReadOnlyList<KvEntry> Entries, long Revision)> ListAsync(string prefix, bool keysOnly, CancellationToken ct) { ThrowIfDown(); return inner.ListAsync(prefix, keysOnly, ct); }
-        public Task<WriteResult> PutAsync(string key, ReadOnlyMemory<byte> value, Precondition pre, bool ephemeral, CancellationToken ct) { ThrowIfDown(); return inner.PutAsync(key, value, pre, ephemeral, ct); }
-        public Task<WriteResult> DeleteAsync(string key, Precondition pre, CancellationToken ct) { ThrowIfDown(); return inner.DeleteAsync(key, pre, ct); }
-        public async Task<TxnResult> CommitAsync(IReadOnlyList<TxnOp> ops, CancellationToken ct)
-        {
-            ThrowIfDown();
-            var result = await inner.CommitAsync(ops, ct);
-            if (LoseNextCommitAnswers > 0)
-            {
-                LoseNextCommitAnswers--;
-                throw new StoreUnavailableException("response lost after the write (test)");
-            }
-            return result;
-        }
-        public IAsyncEnumerable<WatchUpdate> WatchPrefixAsync(string prefix, CancellationToken ct) => inner.WatchPrefixAsync(prefix, ct);
-        public Task<ILiveness> StartLivenessAsync(LivenessOptions options, CancellationToken ct) => inner.StartLivenessAsync(options, ct);
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-    }
-
     [Fact]
     public async Task A_write_whose_answer_was_lost_is_recognised_by_its_token_and_not_repeated()
     {

@@ -17,5 +17,8 @@ internal sealed class EmbeddedLiveness(EmbeddedStore store, string id) : ILivene
         remove { }
     }
 
+    /// <summary>The store is this process: always confirmed.</summary>
+    public DateTimeOffset? LastConfirmed => DateTimeOffset.UtcNow;
+
     public ValueTask DisposeAsync() => new(store.EndLivenessAsync(this));
 }
