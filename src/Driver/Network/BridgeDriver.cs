@@ -1,11 +1,13 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Skein.Driver.Firewall;
+using Skein.Driver.Netlink;
 using Skein.Driver.Network.Kernel;
 using Skein.Driver.Network.Protocol;
 using Skein.Driver.Network.Setup;
 using Skein.Driver.Network.State;
 using Skein.Driver.Overlay.Control;
+using Skein.Ipam.Allocation;
 
 namespace Skein.Driver.Network;
 
@@ -77,6 +79,28 @@ public sealed partial class BridgeDriver
         });
         using var held = await LockAsync(ct).ConfigureAwait(false);
         await _cluster.StartAsync(presence, _networks.Values.ToList(), _endpoints.Values.ToList(), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// After the IPAM wrote its outage journal back (decisions #18): endpoints whose address another host holds now
+    /// are marked conflicted (never advertised), then the endpoints held back meanwhile are published.
+    /// </summary>
+    public async Task AfterJournalReplayAsync(IReadOnlyList<JournalConflict> conflicts, CancellationToken ct)
+    {
+        if (_cluster is null)
+            return;
+        using var held = await LockAsync(ct).ConfigureAwait(false);
+        var conflicted = new List<string>();
+        foreach (var conflict in conflicts)
+        {
+            var address = conflict.Address.ToString();
+            conflicted.AddRange(_endpoints.Values
+                .Where(e => e.EndpointId == conflict.EndpointId
+                    || (e.MacAddress == conflict.Mac && new[] { e.IPv4Address, e.IPv6Address }.Any(a => a is not null && IpPrefix.Parse(a).Address.ToString() == address)))
+                .Select(e => e.EndpointId));
+        }
+        _cluster.MarkConflicted(conflicted.Distinct());
+        await BestEffortAsync("publishing endpoints held back until the journal replay", () => _cluster.RetryDeferredAsync(ct)).ConfigureAwait(false);
     }
 
     public IReadOnlyCollection<NetworkRecord> Networks => _networks.Values.OrderBy(n => n.CreatedAt).ToList();

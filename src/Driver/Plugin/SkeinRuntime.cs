@@ -32,6 +32,7 @@ public sealed class SkeinRuntime : IAsyncDisposable
     private NodeMembership? _membership;
     private Task _collecting = Task.CompletedTask;
     private Task _joining = Task.CompletedTask;
+    private Task _replaying = Task.CompletedTask;
 
     private SkeinRuntime(IClusterStore clusterStore, IClusterStore? localStore, IpamService ipam, IHostKernel kernel, IFirewall firewall, BridgeDriver driver, string nodeId,
         ServeOptions options, ILoggerFactory logs, TimeProvider time, string keyRoot)
@@ -77,6 +78,7 @@ public sealed class SkeinRuntime : IAsyncDisposable
         var clusterStore = await ClusterStoreFactory.OpenAsync(options.StoreUrl, options.StateDir, time, ct: ct).ConfigureAwait(false);
         IClusterStore? localStore = null;
         IHostKernel? kernel = null;
+        IpamService? ipam = null;
         try
         {
             if (location.Kind != StoreKind.Embedded)
@@ -84,7 +86,13 @@ public sealed class SkeinRuntime : IAsyncDisposable
             // Consul and etcd put every key under the URL's root themselves; the embedded store is shared with the
             // driver's host-local records, so the IPAM's keys carry the root there.
             var keyRoot = location.Kind == StoreKind.Embedded ? location.RootPrefix : "";
-            var ipam = new IpamService(clusterStore, new IpamOptions { NodeId = nodeId, KeyRoot = keyRoot }, new LinuxHostNetworkView(), time);
+            // Against a shared store, endpoint addresses keep coming from this host's own blocks while the store is
+            // unreachable, journaled in the state directory, for as long as the other hosts cannot have reclaimed
+            // them (decisions #18).
+            var ipamOptions = new IpamOptions { NodeId = nodeId, KeyRoot = keyRoot };
+            if (location.Kind != StoreKind.Embedded)
+                ipamOptions = ipamOptions with { JournalDirectory = options.StateDir, OutageAllowance = OutageAllowance(options.ReclaimAfter) };
+            ipam = new IpamService(clusterStore, ipamOptions, new LinuxHostNetworkView(), time);
 
             kernel = RtNetlinkKernel.Open(options.NetNsPath);
             if (overrides?.WrapKernel is { } wrapKernel)
@@ -123,6 +131,7 @@ public sealed class SkeinRuntime : IAsyncDisposable
         }
         catch
         {
+            ipam?.Dispose();
             kernel?.Dispose();
             if (localStore is not null)
                 await localStore.DisposeAsync().ConfigureAwait(false);
@@ -164,6 +173,18 @@ public sealed class SkeinRuntime : IAsyncDisposable
         var id = text.ToString().Trim('-');
         return id.Length > 0 ? id : "node";
     }
+
+    /// <summary>
+    /// How long after the store last confirmed this host it may still hand out addresses from its own blocks while
+    /// the store is unreachable: reclaim-after minus a tenth of it (at least 10 s). The collector reclaims only after
+    /// this host's liveness has expired (one TTL more) and stayed gone for reclaim-after, so this leaves a margin of
+    /// at least a TTL plus the tenth.
+    /// </summary>
+    public static TimeSpan OutageAllowance(TimeSpan reclaimAfter) =>
+        reclaimAfter - TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(10).Ticks, reclaimAfter.Ticks / 10));
+
+    /// <summary>How often a pending outage journal is written back and held-back endpoints are published.</summary>
+    public static readonly TimeSpan JournalReplayInterval = TimeSpan.FromSeconds(2);
 
     /// <summary>How long start-up waits for the cluster store before serving from local state and joining later.</summary>
     public static readonly TimeSpan ClusterJoinWait = TimeSpan.FromSeconds(10);
@@ -228,7 +249,16 @@ public sealed class SkeinRuntime : IAsyncDisposable
                 new NodeMembershipOptions(NodeId, _keyRoot, _options.AdvertiseAddress!.ToString(), _options.ReclaimAfter, StateDir: _options.StateDir),
                 _time, line => log.LogInformation("{Line}", line), ct).ConfigureAwait(false);
         }
+        Ipam.ObserveLiveness(_membership.Liveness);
+        // Changes journaled while the store was unreachable (also by an earlier run) go back before the fencing check
+        // and before anything is published; a conflict found here is found again by fencing for bound endpoints.
+        var replay = await Ipam.ReplayJournalAsync(ct).ConfigureAwait(false);
+        LogReplay(log, replay);
+        Overlay!.AwaitsReplay = endpoint => new[] { endpoint.IPv4Address, endpoint.IPv6Address }
+            .Any(a => a is not null && Ipam.AwaitsReplay(Skein.Driver.Netlink.IpPrefix.Parse(a).Address));
         await Driver.StartClusterAsync(new MembershipPresence(_membership), ct).ConfigureAwait(false);
+        var replaying = _stopping.Token;
+        _replaying = Task.Run(() => ReplayJournalLoopAsync(log, replaying), CancellationToken.None);
         var collector = new DeadNodeCollector(_clusterStore, _membership, _keyRoot, _options.ReclaimAfter, _time, line => log.LogInformation("{Line}", line));
         var stopping = _stopping.Token;
         _collecting = Task.Run(async () =>
@@ -248,11 +278,50 @@ public sealed class SkeinRuntime : IAsyncDisposable
         log.LogInformation("node {Node} joined the cluster as incarnation {Incarnation}", NodeId, _membership.Incarnation);
     }
 
+    /// <summary>While the journal holds changes: write them back once the store answers, then publish what was held back.</summary>
+    private async Task ReplayJournalLoopAsync(ILogger log, CancellationToken ct)
+    {
+        try
+        {
+            using var timer = new PeriodicTimer(JournalReplayInterval, _time);
+            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+            {
+                if (Ipam.JournalLength == 0)
+                    continue;
+                try
+                {
+                    if (await Ipam.TryReplayJournalAsync(ct).ConfigureAwait(false) is not { } replay)
+                        continue;
+                    LogReplay(log, replay);
+                    await Driver.AfterJournalReplayAsync(replay.Conflicts, ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    log.LogWarning("writing the outage journal back failed ({Error}); retrying", ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private static void LogReplay(ILogger log, JournalReplay replay)
+    {
+        if (replay.Replayed > 0)
+            log.LogInformation("wrote {Count} address change(s) made while the cluster store was unreachable back to the store; {Conflicts} conflict(s)",
+                replay.Replayed, replay.Conflicts.Count);
+        foreach (var conflict in replay.Conflicts)
+            log.LogError("address {Address} (MAC {Mac}) given out while the cluster store was unreachable is taken in the store now: {Detail}",
+                conflict.Address, conflict.Mac, conflict.Detail);
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _joining.ConfigureAwait(false);
         await _collecting.ConfigureAwait(false);
+        await _replaying.ConfigureAwait(false);
         if (Overlay is { } overlay)
             await overlay.DisposeAsync().ConfigureAwait(false);
         if (_membership is not null)
@@ -263,5 +332,6 @@ public sealed class SkeinRuntime : IAsyncDisposable
         if (_localStore is not null)
             await _localStore.DisposeAsync().ConfigureAwait(false);
         await _clusterStore.DisposeAsync().ConfigureAwait(false);
+        Ipam.Dispose();
     }
 }

@@ -86,6 +86,36 @@ public sealed class OverlayController : IAsyncDisposable
     /// <summary>True once the presence is attached: from then on endpoints are published and watchers run.</summary>
     public bool Started => _presence is not null;
 
+    /// <summary>
+    /// True for an endpoint whose address was handed out from the IPAM's outage journal and is not written back to
+    /// the store yet: it is published only after the replay (decisions #18), so no host learns an address the
+    /// fencing check may still refuse.
+    /// </summary>
+    public Func<EndpointRecord, bool>? AwaitsReplay { get; set; }
+
+    /// <summary>Endpoints whose address the journal replay found held by another host: never advertised.</summary>
+    public void MarkConflicted(IEnumerable<string> endpointIds)
+    {
+        foreach (var id in endpointIds)
+        {
+            lock (_conflicted)
+            {
+                if (!_conflicted.Add(id))
+                    continue;
+            }
+            _deferred.TryRemove(id, out _);
+            _log.LogError("endpoint {Endpoint}: the address it was given while the cluster store was unreachable is held by another host now; it is not advertised (restart its container to give it a new address)", Short(id));
+        }
+    }
+
+    private bool HeldBack(NetworkRecord network, EndpointRecord endpoint)
+    {
+        if (AwaitsReplay is not { } awaits || !awaits(endpoint))
+            return false;
+        _deferred[endpoint.EndpointId] = (network, endpoint);
+        return true;
+    }
+
     /// <summary>The watcher of a logical network (tests and `skein status`).</summary>
     public PeerWatcher? Watcher(string net) => _byNet.TryGetValue(net, out var p) ? p.Watcher : null;
 
@@ -250,6 +280,8 @@ public sealed class OverlayController : IAsyncDisposable
         {
             foreach (var endpoint in endpoints.Where(e => e.NetworkId == network.NetworkId))
             {
+                if (HeldBack(network, endpoint))
+                    continue;
                 try
                 {
                     if (await PublishAsync(network, endpoint, ct).ConfigureAwait(false))
@@ -272,7 +304,7 @@ public sealed class OverlayController : IAsyncDisposable
     /// </summary>
     public async Task PublishOrDeferAsync(NetworkRecord network, EndpointRecord endpoint, CancellationToken ct)
     {
-        if (network.ClusterNetwork is null || _published.ContainsKey(endpoint.EndpointId))
+        if (network.ClusterNetwork is null || _published.ContainsKey(endpoint.EndpointId) || HeldBack(network, endpoint))
             return;
         try
         {
@@ -354,6 +386,8 @@ public sealed class OverlayController : IAsyncDisposable
         }
         foreach (var (id, (network, endpoint)) in _deferred.ToList())
         {
+            if (HeldBack(network, endpoint))
+                continue;
             try
             {
                 await PublishAsync(network, endpoint, ct).ConfigureAwait(false);

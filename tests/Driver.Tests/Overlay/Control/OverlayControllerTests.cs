@@ -99,6 +99,37 @@ public sealed class OverlayControllerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Endpoints_whose_address_awaits_the_journal_replay_are_published_only_after_it_and_conflicts_never()
+    {
+        await using var controller = Controller();
+        var network = await CreateAsync(controller, "net1");
+        controller.EnsureDevice(network);
+        var journaled = new HashSet<string>(StringComparer.Ordinal) { "10.20.0.5/16", "10.20.0.6/16" };
+        controller.AwaitsReplay = e => journaled.Contains(e.IPv4Address!);
+        await controller.StartAsync(new FakePresence(), [network], [], default);
+
+        var fromJournal = Endpoint("e5", "net1", "10.20.0.5/16", "02:00:00:00:00:05");
+        var conflicted = Endpoint("e6", "net1", "10.20.0.6/16", "02:00:00:00:00:06");
+        var ordinary = Endpoint("e7", "net1", "10.20.0.7/16", "02:00:00:00:00:07");
+        foreach (var endpoint in new[] { fromJournal, conflicted, ordinary })
+            await controller.PublishOrDeferAsync(network, endpoint, default);
+        Assert.NotNull(await Get(_keys.PeerEndpoint("blue", "host-a", "e7")));
+        Assert.Null(await Get(_keys.PeerEndpoint("blue", "host-a", "e5")));
+        Assert.Null(await Get(_keys.PeerEndpoint("blue", "host-a", "e6")));
+        await controller.RetryDeferredAsync(default); // still awaiting: still held back
+        Assert.Null(await Get(_keys.PeerEndpoint("blue", "host-a", "e5")));
+
+        // The replay wrote e5's address back and found e6's taken by another host.
+        journaled.Clear();
+        controller.MarkConflicted(["e6"]);
+        await controller.RetryDeferredAsync(default);
+        Assert.NotNull(await Get(_keys.PeerEndpoint("blue", "host-a", "e5")));
+        Assert.Null(await Get(_keys.PeerEndpoint("blue", "host-a", "e6")));
+        await controller.PublishOrDeferAsync(network, conflicted, default);
+        Assert.Null(await Get(_keys.PeerEndpoint("blue", "host-a", "e6")));
+    }
+
+    [Fact]
     public async Task Fenced_endpoints_are_never_published_and_remote_peers_reach_the_dataplane_and_the_filter()
     {
         await using var controller = Controller();
