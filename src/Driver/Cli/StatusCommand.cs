@@ -94,6 +94,14 @@ public static class StatusCommand
             return 0;
         }
         await output.WriteLineAsync($"node {report.NodeId}: {report.Networks.Count} network(s), {report.Endpoints.Count} endpoint(s)").ConfigureAwait(false);
+        if (report.Cluster is { } cluster)
+        {
+            await output.WriteLineAsync(cluster.Joined
+                ? $"cluster: incarnation {cluster.Incarnation}, liveness last confirmed {cluster.LastConfirmed?.ToString("u") ?? "never"}, {cluster.JournaledChanges} journaled change(s) to write back"
+                : $"cluster: not joined yet (the store has not answered since start-up), {cluster.JournaledChanges} journaled change(s) to write back").ConfigureAwait(false);
+            foreach (var net in cluster.Networks)
+                await output.WriteLineAsync($"  cluster network {net.Net}: {(net.Watching ? "watching" : "not watching")}, {net.RemoteVteps.Count} remote host(s) [{string.Join(" ", net.RemoteVteps)}], {net.RemoteEndpoints} remote endpoint(s), {net.ViewsApplied} view(s) applied{(net.HeldDownNodes.Count > 0 ? ", held down: " + string.Join(" ", net.HeldDownNodes) : "")}").ConfigureAwait(false);
+        }
         foreach (var network in report.Networks)
         {
             await output.WriteLineAsync($"network {network.NetworkId[..Math.Min(12, network.NetworkId.Length)]}  bridge {network.BridgeName}  mtu {network.Mtu}{(network.Internal ? "  internal" : "")}  subnets {string.Join(" ", network.IPv4Subnets.Concat(network.IPv6Subnets))}  gateways {string.Join(" ", network.IPv4Gateways.Concat(network.IPv6Gateways))}").ConfigureAwait(false);

@@ -278,6 +278,30 @@ public sealed class SkeinRuntime : IAsyncDisposable
         log.LogInformation("node {Node} joined the cluster as incarnation {Incarnation}", NodeId, _membership.Incarnation);
     }
 
+    /// <summary>The cluster part of `skein status`; null when this host runs no multi-host networks.</summary>
+    public ClusterStatus? ClusterStatus()
+    {
+        if (Overlay is not { } overlay)
+            return null;
+        var networks = new List<ClusterNetworkStatus>();
+        foreach (var net in Driver.Networks.Select(n => n.ClusterNetwork).OfType<string>().Distinct())
+        {
+            var watcher = overlay.Watcher(net);
+            var view = watcher?.Current;
+            networks.Add(new ClusterNetworkStatus(net, watcher?.IsRunning ?? false, watcher?.Applied ?? 0,
+                view?.RemoteVteps.Select(v => v.ToString()).Order(StringComparer.Ordinal).ToList() ?? [], view?.Endpoints.Count ?? 0,
+                watcher?.HeldNodes.Order(StringComparer.Ordinal).ToList() ?? []));
+        }
+        return new ClusterStatus
+        {
+            Joined = _membership is not null,
+            Incarnation = _membership?.Incarnation ?? 0,
+            LastConfirmed = _membership?.Liveness.LastConfirmed,
+            JournaledChanges = Ipam.JournalLength,
+            Networks = networks,
+        };
+    }
+
     /// <summary>While the journal holds changes: write them back once the store answers, then publish what was held back.</summary>
     private async Task ReplayJournalLoopAsync(ILogger log, CancellationToken ct)
     {

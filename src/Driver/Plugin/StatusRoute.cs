@@ -3,8 +3,28 @@ using Skein.Driver.Network.State;
 
 namespace Skein.Driver.Plugin;
 
-/// <summary>What `skein status` prints: the driver's records as the running process holds them.</summary>
-public sealed record StatusReport(string NodeId, IReadOnlyCollection<NetworkRecord> Networks, IReadOnlyCollection<EndpointRecord> Endpoints);
+/// <summary>What `skein status` prints: the driver's records as the running process holds them, and its cluster view.</summary>
+public sealed record StatusReport(string NodeId, IReadOnlyCollection<NetworkRecord> Networks, IReadOnlyCollection<EndpointRecord> Endpoints)
+{
+    /// <summary>Null on a single host (no shared store, or no advertise address).</summary>
+    public ClusterStatus? Cluster { get; init; }
+}
+
+/// <summary>This host in the cluster: membership, the outage journal, and each cluster network's peer view.</summary>
+public sealed record ClusterStatus
+{
+    /// <summary>False until the store was reached once (skein serves from local state meanwhile).</summary>
+    public bool Joined { get; init; }
+    public long Incarnation { get; init; }
+    /// <summary>When the store last confirmed this host's liveness (UTC); the outage allowance counts from here.</summary>
+    public DateTimeOffset? LastConfirmed { get; init; }
+    /// <summary>Address changes made while the store was unreachable and not yet written back.</summary>
+    public int JournaledChanges { get; init; }
+    public IReadOnlyList<ClusterNetworkStatus> Networks { get; init; } = [];
+}
+
+public sealed record ClusterNetworkStatus(string Net, bool Watching, long ViewsApplied, IReadOnlyList<string> RemoteVteps, int RemoteEndpoints,
+    IReadOnlyList<string> HeldDownNodes);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true)]
 [JsonSerializable(typeof(StatusReport))]
@@ -24,7 +44,7 @@ public static class StatusRoute
             try
             {
                 var runtime = await host.RuntimeAsync(context.RequestAborted).ConfigureAwait(false);
-                var report = new StatusReport(runtime.NodeId, runtime.Driver.Networks, runtime.Driver.Endpoints);
+                var report = new StatusReport(runtime.NodeId, runtime.Driver.Networks, runtime.Driver.Endpoints) { Cluster = runtime.ClusterStatus() };
                 await PluginRoutes.WriteAsync(context, StatusCodes.Status200OK, report, StatusJsonContext.Default.StatusReport).ConfigureAwait(false);
             }
             catch (Exception ex)

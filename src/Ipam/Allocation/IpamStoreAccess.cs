@@ -123,30 +123,29 @@ internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string
         }
     }
 
+    /// <summary>
+    /// A read, once: the store client already retried it within its own budget (reads are idempotent), so another
+    /// round here would only multiply the wait before an outage is reported (and the journal takes over).
+    /// </summary>
     private async Task<T> Guard<T>(Func<Task<T>> read)
     {
-        for (int attempt = 1; ; attempt++)
+        try
         {
-            try
-            {
-                var value = await read().ConfigureAwait(false);
-                Answered();
-                return value;
-            }
-            catch (StoreUnavailableException e)
-            {
-                if (attempt >= UnavailableAttempts)
-                    throw Unavailable(e);
-                await Task.Delay(TimeSpan.FromMilliseconds(50 * attempt + Random.Shared.Next(50))).ConfigureAwait(false);
-            }
-            catch (StoreAuthException e)
-            {
-                throw new SkeinException(ErrorKind.Unavailable, $"the cluster store refused skein's credentials: {e.Message}", e);
-            }
-            catch (StoreRejectedException e)
-            {
-                throw new SkeinException(ErrorKind.Internal, $"the cluster store rejected an IPAM read: {e.Message}", e);
-            }
+            var value = await read().ConfigureAwait(false);
+            Answered();
+            return value;
+        }
+        catch (StoreUnavailableException e)
+        {
+            throw Unavailable(e);
+        }
+        catch (StoreAuthException e)
+        {
+            throw new SkeinException(ErrorKind.Unavailable, $"the cluster store refused skein's credentials: {e.Message}", e);
+        }
+        catch (StoreRejectedException e)
+        {
+            throw new SkeinException(ErrorKind.Internal, $"the cluster store rejected an IPAM read: {e.Message}", e);
         }
     }
 

@@ -98,6 +98,16 @@ public sealed class TwoHostTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         await PingAsync(cb.Ns, ca.IPv4);
         await PingAsync(ca.Ns, cb.IPv6);
         await PingAsync(cb.Ns, ca.IPv6);
+        // `skein status` shows the cluster view.
+        var status = a.Runtime.ClusterStatus()!;
+        Assert.True(status.Joined);
+        Assert.NotNull(status.LastConfirmed);
+        Assert.Equal(0, status.JournaledChanges);
+        var netStatus = Assert.Single(status.Networks);
+        Assert.Equal(recordA.ClusterNetwork, netStatus.Net);
+        Assert.True(netStatus.Watching);
+        Assert.Equal(["198.51.100.2"], netStatus.RemoteVteps);
+        Assert.Equal(1, netStatus.RemoteEndpoints);
         // VXLAN is accepted only from the VTEPs the store lists (decisions #17).
         var rulesA = underlayA.Exec("iptables-save", "-t", "filter");
         Assert.Contains("198.51.100.2", rulesA);
