@@ -31,6 +31,7 @@ public abstract class MultiHostLab : IAsyncLifetime
     public const string Prefix = "skmh-";
 
     private FakeConsulServer? consul;
+    private FakeConsulServer? stoppedConsul;
     private HttpClient? storeHttp;
 
     protected MultiHostLab(LabStore store, int hosts, int reclaimAfterSeconds = 600)
@@ -104,7 +105,8 @@ public abstract class MultiHostLab : IAsyncLifetime
             return;
         }
         consul ??= await FakeConsulServer.StartAsync(new IPEndPoint(IPAddress.Parse(StoreIp), 8500),
-            endpoint => MultiHostNetns.BoundTcp("/run/netns/" + StoreNetns, endpoint));
+            endpoint => MultiHostNetns.BoundTcp("/run/netns/" + StoreNetns, endpoint), stoppedConsul);
+        stoppedConsul = null;
         var answered = await Shell.EventuallyAsync(async () =>
         {
             try
@@ -121,12 +123,22 @@ public abstract class MultiHostLab : IAsyncLifetime
             throw new InvalidOperationException($"the in-test Consul does not answer on {StoreIp}:8500 inside {StoreNetns}");
     }
 
-    /// <summary>Stops the store the way an outage would (etcd: SIGKILL; its data stays for the restart).</summary>
+    /// <summary>
+    /// Stops the store the way an outage would: etcd is killed (SIGKILL; its data stays for the restart), the in-test
+    /// Consul stops listening (connections are refused) and keeps its state for the restart.
+    /// </summary>
     public async Task StopStoreAsync()
     {
-        if (Store != LabStore.Etcd)
-            throw new NotSupportedException("store outages are exercised with etcd");
-        await RunScriptAsync("etcd-stop", Dir, "kill");
+        if (Store == LabStore.Etcd)
+        {
+            await RunScriptAsync("etcd-stop", Dir, "kill");
+            return;
+        }
+        if (consul is null)
+            return;
+        await consul.DisposeAsync();
+        stoppedConsul = consul;
+        consul = null;
     }
 
     /// <summary>Every key in the store with its value (as text), read from inside the store namespace.</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using Skein.Functional.Tests.Infrastructure;
 
@@ -11,6 +12,98 @@ namespace Skein.Functional.Tests.MultiHost;
 public abstract class CoreScenarios<TLab>(TLab lab) where TLab : MultiHostLab
 {
     protected TLab Lab { get; } = lab;
+
+    /// <summary>Packets a long ping may lose while something restarts (none are expected: the kernel keeps forwarding).</summary>
+    protected const int TolerableLoss = 2;
+
+    /// <summary>
+    /// decisions #18: with the store down, running containers keep talking; a host that owns a block of the network
+    /// starts new containers from it (journaled), a host that owns none fails fast naming why; when the store returns
+    /// the journal is written back and only then is the new container published, so the other hosts reach it.
+    /// </summary>
+    [SkippableFact]
+    public async Task With_the_store_down_running_containers_keep_talking_new_ones_start_from_owned_blocks_and_all_converges_after()
+    {
+        Lab.RequireReady();
+        await using var scope = Lab.Scope();
+        var net = await scope.NetworkOnAllAsync("out", ["--subnet", "10.23.0.0/16"]);
+        var c1 = await scope.RunAsync(Lab[1], "c1", net);
+        var c2 = await scope.RunAsync(Lab[2], "c2", net);
+        var ip1 = await scope.IPv4Async(c1);
+        var ip2 = await scope.IPv4Async(c2);
+        await scope.AssertPingsAsync(c1, c2, ip2);
+
+        var ping = scope.LongPingAsync(c1, ip2, count: 60);
+        await Task.Delay(1000);
+        var spare = Lab.Hosts.Count >= 3 ? Lab[3] : null;
+        CommandResult fromOwnBlock;
+        CommandResult? withoutBlock;
+        TimeSpan ownBlockTook, withoutBlockTook;
+        string? ipDuring = null;
+        LabContainer? duringC = null;
+        try
+        {
+            await Lab.StopStoreAsync();
+            var clock = Stopwatch.StartNew();
+            fromOwnBlock = await scope.TryRunAsync(Lab[1], "during", net);
+            ownBlockTook = clock.Elapsed;
+            clock.Restart();
+            // a host with no container on the network owns no block of it (the last host when there are three)
+            withoutBlock = spare is null ? null : await scope.TryRunAsync(spare, "noblock", net);
+            withoutBlockTook = clock.Elapsed;
+            Console.WriteLine($"store outage ({Lab.Store}): docker run on host1 (owns a block) {(fromOwnBlock.Ok ? "started" : "failed")} after {ownBlockTook.TotalSeconds:0.0} s" +
+                (withoutBlock is null ? "" : $"; on {spare!.Name} (owns none) {(withoutBlock.Ok ? "started" : "failed")} after {withoutBlockTook.TotalSeconds:0.0} s: {withoutBlock.Stderr.Trim()}"));
+            Assert.True(fromOwnBlock.Ok, "docker run on host1 failed with the store down although host1 owns a block: " + fromOwnBlock.Stderr);
+            duringC = new LabContainer(Lab[1], scope.Name("during"), net);
+            ipDuring = await scope.IPv4Async(duringC);
+            Assert.DoesNotContain(ipDuring, new[] { ip1, ip2 });
+            // reachable on its own host at once; not published while the store is down
+            await scope.AssertPingsAsync(c1, duringC, ipDuring);
+        }
+        finally
+        {
+            await Lab.StartStoreAsync();
+        }
+        var summary = await ping;
+        Assert.True(summary.Sent > 0, "the long ping did not run: " + summary.Output);
+        Assert.True(summary.Lost <= TolerableLoss, $"{summary.Lost} of {summary.Sent} pings lost during the store outage:\n{summary.Output}");
+        Assert.True(ownBlockTook < TimeSpan.FromSeconds(30), $"docker run from an owned block took {ownBlockTook.TotalSeconds:0.0} s with the store down");
+        if (withoutBlock is not null)
+        {
+            Assert.False(withoutBlock.Ok, $"docker run on {spare!.Name}, which owns no block of the network, started with the store down");
+            Assert.True(withoutBlockTook < TimeSpan.FromSeconds(30), $"docker run on {spare.Name} took {withoutBlockTook.TotalSeconds:0.0} s to fail (must fail fast)");
+            Assert.Contains("no free address is left in the blocks this host owns", withoutBlock.Stderr);
+        }
+
+        // converged: the container started during the outage is written back and published, host2 reaches it
+        await scope.AssertPingsAsync(c2, duringC!, ipDuring!, seconds: 30);
+        await scope.AssertPingsAsync(duringC!, c2, ip2);
+        Assert.True(await Shell.EventuallyAsync(async () => (await Lab.StoreKeysAsync()).Values.Any(v => v.Contains("\"ip4\":\"" + ipDuring + "\"")), TimeSpan.FromSeconds(20)),
+            "the container started during the outage was never published to the store");
+
+        // and a new container on the last host starts, unique, and reaches (and is reached from) host1
+        var last = Lab[Lab.Hosts.Count];
+        LabContainer? after = null;
+        var attempts = new List<string>();
+        for (var k = 0; k < 6 && after is null; k++)
+        {
+            var r = await scope.TryRunAsync(last, "after" + k, net);
+            if (r.Ok)
+                after = new LabContainer(last, scope.Name("after" + k), net);
+            else
+            {
+                attempts.Add(r.Stderr.Trim());
+                await Task.Delay(5000);
+            }
+        }
+        Assert.True(after is not null, $"no container starts on {last.Name} after the store came back:\n" + string.Join('\n', attempts));
+        var ipAfter = await scope.IPv4Async(after!);
+        Assert.DoesNotContain(ipAfter, new[] { ip1, ip2, ipDuring! });
+        await scope.AssertPingsAsync(c1, after!, ipAfter, seconds: 30);
+        await scope.AssertPingsAsync(after!, c1, ip1);
+        await scope.AssertPingsAsync(after!, duringC!, ipDuring!);
+    }
+
 
     [SkippableFact]
     public async Task Each_host_runs_its_own_dockerd_and_skein_with_host_local_networks()

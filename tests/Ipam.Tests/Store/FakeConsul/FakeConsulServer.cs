@@ -35,11 +35,11 @@ public sealed class FakeConsulServer : IAsyncDisposable
         public Func<HttpContext, Task> Action { get; } = action;
     }
 
-    private FakeConsulServer(WebApplication app, ManualClock clock)
+    private FakeConsulServer(WebApplication app, ManualClock clock, FakeConsulState? state = null)
     {
         _app = app;
         Clock = clock;
-        State = new FakeConsulState(clock);
+        State = state ?? new FakeConsulState(clock);
     }
 
     public ManualClock Clock { get; }
@@ -86,14 +86,16 @@ public sealed class FakeConsulServer : IAsyncDisposable
     /// Serves plain HTTP on <paramref name="endpoint"/> through a listening socket the caller creates and
     /// binds (for instance inside another network namespace); Kestrel owns and closes that socket.
     /// </summary>
-    public static async Task<FakeConsulServer> StartAsync(IPEndPoint endpoint, Func<EndPoint, System.Net.Sockets.Socket> createBoundListenSocket)
+    /// <param name="resume">The state (and clock) of an earlier server to serve again, as a restarted Consul agent serves its raft data.</param>
+    public static async Task<FakeConsulServer> StartAsync(IPEndPoint endpoint, Func<EndPoint, System.Net.Sockets.Socket> createBoundListenSocket,
+        FakeConsulServer? resume = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = createBoundListenSocket);
         builder.WebHost.UseKestrel(k => k.Listen(endpoint));
         var app = builder.Build();
-        var server = new FakeConsulServer(app, new ManualClock());
+        var server = resume is null ? new FakeConsulServer(app, new ManualClock()) : new FakeConsulServer(app, resume.Clock, resume.State);
         app.Run(server.HandleAsync);
         await app.StartAsync();
         server.BaseAddress = new Uri($"http://{endpoint}/");
