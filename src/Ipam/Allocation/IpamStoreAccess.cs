@@ -76,9 +76,11 @@ internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string
             }
             catch (StoreUnavailableException e)
             {
-                if (await WasAppliedAsync(ops, token, ct).ConfigureAwait(false))
+                var applied = await WasAppliedAsync(ops, token, ct).ConfigureAwait(false);
+                if (applied == true)
                     return new TxnResult(true, -1, new long[ops.Count]);
-                if (attempt >= UnavailableAttempts)
+                // The check could not reach the store either: it is down, not blinking (the client already retried).
+                if (applied is null || attempt >= UnavailableAttempts)
                     throw Unavailable(e);
                 await Task.Delay(TimeSpan.FromMilliseconds(50 * attempt + Random.Shared.Next(50)), ct).ConfigureAwait(false);
             }
@@ -93,7 +95,8 @@ internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string
         }
     }
 
-    private async Task<bool> WasAppliedAsync(IReadOnlyList<TxnOp> ops, string token, CancellationToken ct)
+    /// <summary>Whether the transaction applied; null when the store could not be asked.</summary>
+    private async Task<bool?> WasAppliedAsync(IReadOnlyList<TxnOp> ops, string token, CancellationToken ct)
     {
         var firstPut = ops.OfType<TxnOp.Put>().FirstOrDefault();
         try
@@ -115,7 +118,7 @@ internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string
         }
         catch (StoreUnavailableException)
         {
-            return false;
+            return null;
         }
         catch (JsonException)
         {

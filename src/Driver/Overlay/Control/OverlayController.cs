@@ -329,16 +329,23 @@ public sealed class OverlayController : IAsyncDisposable
                 return false;
         }
         var node = new PeerNodeRecord { Vtep = _settings.LocalVtep.ToString(), Incarnation = presence.Incarnation };
-        await _store.PutAsync(_keys.PeerNode(net, _settings.NodeId), ClusterJsonContext.Encode(node, ClusterJsonContext.Default.PeerNodeRecord),
-            Precondition.None, ephemeral: true, ct).ConfigureAwait(false);
         var record = new PeerEndpointRecord
         {
             Ip4 = endpoint.IPv4Address is null ? null : IpPrefix.Parse(endpoint.IPv4Address).Address.ToString(),
             Ip6 = endpoint.IPv6Address is null ? null : IpPrefix.Parse(endpoint.IPv6Address).Address.ToString(),
             Mac = endpoint.MacAddress,
         };
-        await _store.PutAsync(_keys.PeerEndpoint(net, _settings.NodeId, endpoint.EndpointId), ClusterJsonContext.Encode(record, ClusterJsonContext.Default.PeerEndpointRecord),
-            Precondition.None, ephemeral: true, ct).ConfigureAwait(false);
+        var nodePut = new TxnOp.Put(_keys.PeerNode(net, _settings.NodeId), ClusterJsonContext.Encode(node, ClusterJsonContext.Default.PeerNodeRecord), Precondition.None, Ephemeral: true);
+        var endpointPut = new TxnOp.Put(_keys.PeerEndpoint(net, _settings.NodeId, endpoint.EndpointId),
+            ClusterJsonContext.Encode(record, ClusterJsonContext.Default.PeerEndpointRecord), Precondition.None, Ephemeral: true);
+        // One store write for both keys (a container start waits for it). Refused without a precondition only while a
+        // key is in Consul's lock-delay after a previous session of ours ended: the single puts wait that out.
+        var result = await _store.CommitAsync([nodePut, endpointPut], ct).ConfigureAwait(false);
+        if (!result.Applied)
+        {
+            foreach (var put in new[] { nodePut, endpointPut })
+                await _store.PutAsync(put.Key, put.Value, Precondition.None, ephemeral: true, ct).ConfigureAwait(false);
+        }
         _published[endpoint.EndpointId] = net;
         return true;
     }
