@@ -36,13 +36,13 @@ public sealed partial class IpamService
 
         bool endpoint = !gateway && mac is not null;
         await ReplayIfDueAsync(ct).ConfigureAwait(false);
-        if (UseJournal(id.Space, id.Pool))
+        if (endpoint && UseJournal(id.Space, id.Pool))
         {
-            if (!endpoint)
-                throw new SkeinException(ErrorKind.Unavailable, $"pool {id} has changes made while the cluster store was unreachable ({_outageCause}) that are not written back yet; only endpoint addresses are handed out meanwhile");
             var journaled = await RequestFromJournalAsync(id, mac!, wanted, ct).ConfigureAwait(false);
             return new RequestAddressResponse { Address = Cidr(journaled, id.Pool), Data = [] };
         }
+        if (!endpoint && HasJournalFor(id.Space, id.Pool))
+            throw new SkeinException(ErrorKind.Unavailable, $"pool {id} has changes made while the cluster store was unreachable ({_outageCause}) that are not written back yet; only endpoint addresses are handed out meanwhile");
         IPAddress address;
         try
         {

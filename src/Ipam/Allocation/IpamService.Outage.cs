@@ -50,8 +50,11 @@ public sealed partial class IpamService
 
     private static bool IsOutage(SkeinException e) => e.Kind == ErrorKind.Unavailable && e.InnerException is StoreUnavailableException;
 
-    private bool UseJournal(string space, IpPrefix pool) =>
-        CanJournal && (InOutage || _journal!.HasEntriesFor(space, pool.ToString()));
+    /// <summary>Journal mode for the pool: its endpoint changes go to the journal (store just found down, or changes pending).</summary>
+    private bool UseJournal(string space, IpPrefix pool) => CanJournal && (InOutage || HasJournalFor(space, pool));
+
+    /// <summary>The pool has journaled changes not yet written back: nothing else may change it meanwhile.</summary>
+    private bool HasJournalFor(string space, IpPrefix pool) => _journal is { } journal && journal.HasEntriesFor(space, pool.ToString());
 
     /// <summary>
     /// Before a request: when the store may be back and changes wait in the journal, replay them first so the request

@@ -248,7 +248,7 @@ public sealed partial class IpamService
         ArgumentNullException.ThrowIfNull(request);
         var id = PoolId.Parse(request.PoolID);
         await ReplayIfDueAsync(ct).ConfigureAwait(false);
-        if (UseJournal(id.Space, id.Pool))
+        if (HasJournalFor(id.Space, id.Pool))
             throw new SkeinException(ErrorKind.Unavailable, $"pool {id} has changes made while the cluster store was unreachable that are not written back yet; try again when the store is back");
         using var spaceHeld = await _spaceLocks.AcquireAsync(StoreKeys.SpaceSegment(id.Space), ct).ConfigureAwait(false);
         string poolKey = _keys.Pool(id.Space, id.Pool);
