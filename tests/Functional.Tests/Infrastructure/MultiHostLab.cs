@@ -141,6 +141,13 @@ public abstract class MultiHostLab : IAsyncLifetime
         consul = null;
     }
 
+    /// <summary>
+    /// Runs a command in the store's namespace: outside every host, reachable over the underlay only, with no route to
+    /// any container subnet (so an answer to a container proves masquerade, a connection to a host port proves -p).
+    /// </summary>
+    public Task<CommandResult> InStoreNetnsAsync(params string[] command) =>
+        Shell.RunAsync("/usr/sbin/ip", ["netns", "exec", StoreNetns, .. command], TimeSpan.FromSeconds(60));
+
     /// <summary>Every key in the store with its value (as text), read from inside the store namespace.</summary>
     public async Task<IReadOnlyDictionary<string, string>> StoreKeysAsync()
     {

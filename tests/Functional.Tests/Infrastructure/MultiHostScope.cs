@@ -52,13 +52,17 @@ public sealed partial class MultiHostScope(MultiHostLab lab) : IAsyncDisposable
         return new LabContainer(host, Name(suffix), network);
     }
 
-    public async Task<CommandResult> TryRunAsync(LabHost host, string suffix, string network, params string[] command)
+    public Task<CommandResult> TryRunAsync(LabHost host, string suffix, string network, params string[] command) =>
+        TryRunAsync(host, suffix, network, [], command);
+
+    /// <summary>docker run -d --name NAME --network NETWORK OPTIONS image COMMAND (default: sleep) on the host.</summary>
+    public async Task<CommandResult> TryRunAsync(LabHost host, string suffix, string network, string[] options, params string[] command)
     {
         var name = Name(suffix);
         lock (containers)
             containers.Add(new LabContainer(host, name, network));
         string[] cmd = command.Length > 0 ? command : ["sleep", "3600"];
-        return await host.DockerAsync(["run", "-d", "--name", name, "--network", network, MultiHostLab.Image, .. cmd]);
+        return await host.DockerAsync(["run", "-d", "--name", name, "--network", network, .. options, MultiHostLab.Image, .. cmd]);
     }
 
     public Task<CommandResult> ExecAsync(LabContainer c, params string[] command) => c.Host.DockerAsync(["exec", c.Name, .. command]);

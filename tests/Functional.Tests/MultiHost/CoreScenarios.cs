@@ -17,6 +17,33 @@ public abstract class CoreScenarios<TLab>(TLab lab) where TLab : MultiHostLab
     protected const int TolerableLoss = 2;
 
     /// <summary>
+    /// The distributed gateway: on every host a container of the multi-host network reaches the outside (the store
+    /// namespace, which has no route to the overlay subnet, so only this host's masquerade brings answers back) and a
+    /// port it publishes is reachable at that host's underlay address from outside.
+    /// </summary>
+    [SkippableFact]
+    public async Task Egress_and_published_ports_work_from_every_host_of_a_multi_host_network()
+    {
+        Lab.RequireReady();
+        await using var scope = Lab.Scope();
+        var net = await scope.NetworkOnAllAsync("egr", ["--subnet", "10.27.0.0/16"]);
+        foreach (var host in Lab.Hosts)
+        {
+            var port = (18090 + host.Index).ToString();
+            var reply = $"skein-{host.Name}";
+            var web = $"w{host.Index}";
+            var started = await scope.TryRunAsync(host, web, net, ["-p", $"{port}:80"], "sh", "-c", $"while true; do echo {reply} | nc -l -p 80; done");
+            Assert.True(started.Ok, $"docker run -p on {host.Name}: {started.Stderr}");
+            var container = new LabContainer(host, scope.Name(web), net);
+
+            Assert.True(await scope.PingsAsync(container, Lab.StoreIp), $"no egress from the multi-host network on {host.Name}");
+            var published = await Shell.EventuallyAsync(async () =>
+                (await Lab.InStoreNetnsAsync("busybox", "nc", "-w", "2", host.UnderlayIp, port)).Stdout.Contains(reply), TimeSpan.FromSeconds(15));
+            Assert.True(published, $"published port {port} of {host.Name} is not reachable at {host.UnderlayIp} from outside");
+        }
+    }
+
+    /// <summary>
     /// decisions #18: with the store down, running containers keep talking; a host that owns a block of the network
     /// starts new containers from it (journaled), a host that owns none fails fast naming why; when the store returns
     /// the journal is written back and only then is the new container published, so the other hosts reach it.
