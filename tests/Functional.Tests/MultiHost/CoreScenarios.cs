@@ -1,13 +1,15 @@
 using System.Diagnostics;
 using System.Net;
+using System.Text.RegularExpressions;
 using Skein.Functional.Tests.Infrastructure;
 
 namespace Skein.Functional.Tests.MultiHost;
 
 /// <summary>
 /// The multi-host scenarios every store backend must pass: the harness itself (host-local networks on
-/// each host), one cluster network across all hosts reachable over IPv4 and IPv6, and unique
-/// addresses under concurrent `docker run` on every host.
+/// each host), one cluster network across all hosts reachable over IPv4 and IPv6, unique addresses
+/// under concurrent `docker run` on every host, egress and -p from every host, a conflicting
+/// definition refused, skein killed and restarted under traffic, and a store outage.
 /// </summary>
 public abstract class CoreScenarios<TLab>(TLab lab) where TLab : MultiHostLab
 {
@@ -15,6 +17,55 @@ public abstract class CoreScenarios<TLab>(TLab lab) where TLab : MultiHostLab
 
     /// <summary>Packets a long ping may lose while something restarts (none are expected: the kernel keeps forwarding).</summary>
     protected const int TolerableLoss = 2;
+
+    [SkippableFact]
+    public async Task Killing_and_restarting_skein_on_one_host_does_not_interrupt_cross_host_traffic()
+    {
+        Lab.RequireReady();
+        await using var scope = Lab.Scope();
+        var net = await scope.NetworkOnAllAsync("rst", ["--subnet", "10.22.0.0/16"]);
+        var c1 = await scope.RunAsync(Lab[1], "c1", net);
+        var c2 = await scope.RunAsync(Lab[2], "c2", net);
+        var ip1 = await scope.IPv4Async(c1);
+        var ip2 = await scope.IPv4Async(c2);
+        await scope.AssertPingsAsync(c1, c2, ip2);
+
+        var ping = scope.LongPingAsync(c1, ip2, count: 40);
+        await Task.Delay(1500);
+        await Lab[2].Skein.StopAsync(hard: true);
+        await Task.Delay(1000);
+        await Lab[2].Skein.StartAsync();
+        var summary = await ping;
+        Assert.True(summary.Sent > 0, "the long ping did not run: " + summary.Output);
+        Assert.True(summary.Lost <= TolerableLoss, $"{summary.Lost} of {summary.Sent} pings lost across skein's kill -9 and restart on host2:\n{summary.Output}");
+
+        // the restarted skein still serves the network: a new container there is unique and reachable both ways
+        var c3 = await scope.RunAsync(Lab[2], "c3", net);
+        var ip3 = await scope.IPv4Async(c3);
+        Assert.DoesNotContain(ip3, new[] { ip1, ip2 });
+        await scope.AssertPingsAsync(c1, c3, ip3);
+        await scope.AssertPingsAsync(c3, c1, ip1);
+    }
+
+    [SkippableFact]
+    public async Task Creating_a_cluster_network_with_conflicting_settings_on_another_host_fails_with_a_message()
+    {
+        Lab.RequireReady();
+        await using var scope = Lab.Scope();
+        var name = scope.Name("red");
+        string[] Named(string subnet) => ["--subnet", subnet, "-o", "skein.network=" + name, "--ipam-opt", "skein.network=" + name];
+        (await scope.TryNetworkAsync(Lab[1], "red", Named("10.25.0.0/16"))).EnsureOk();
+        var second = await scope.TryNetworkAsync(Lab[2], "red", Named("10.26.0.0/16"));
+        Assert.False(second.Ok, $"host2 created cluster network {name} with 10.26.0.0/16 although host1 has it with 10.25.0.0/16");
+        Assert.Matches(new Regex(@"conflict|differ|10\.25\.0\.0/16|10\.26\.0\.0/16|subnet|pool", RegexOptions.IgnoreCase), second.Stderr);
+        Assert.False((await Lab[2].DockerAsync("network", "inspect", name)).Ok, "the refused network exists on host2 anyway");
+
+        // the first definition is untouched: host2 may join with the same settings
+        (await scope.TryNetworkAsync(Lab[2], "red", Named("10.25.0.0/16"))).EnsureOk();
+        var a = await scope.RunAsync(Lab[1], "a", name);
+        var b = await scope.RunAsync(Lab[2], "b", name);
+        await scope.AssertPingsAsync(a, b, await scope.IPv4Async(b));
+    }
 
     /// <summary>
     /// The distributed gateway: on every host a container of the multi-host network reaches the outside (the store
