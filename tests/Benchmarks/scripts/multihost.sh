@@ -3,22 +3,25 @@
 # tests/Functional.Tests/Infrastructure/multihost.sh, etcd in the store namespace), against Docker's
 # own drivers on the same two hosts, ratios from one run:
 #   (a) TCP throughput container A -> container B across the hosts (iperf3, BENCH_IPERF_ROUNDS rounds of
-#       BENCH_IPERF_SECS, skein and swarm alternating, medians): skein network (VXLAN on UDP
+#       BENCH_IPERF_SECS, skein and swarm in rotating order, medians): skein network (VXLAN on UDP
 #       BENCH_VXLAN_PORT=4790) vs Docker's swarm overlay (4789) on the same hosts  goal >= 1.0
+#       (BENCH_IPERF_NOBRNF=1 adds a diagnostic series: skein with br_netfilter off in the lab hosts)
 #   (b) `docker run --rm true` on the skein multi-host network vs Docker's bridge, median of
 #       BENCH_RUNS interleaved runs                                               goal <= 1.05
 #       (also vs a user-defined bridge network, which has the same embedded DNS set-up as skein's)
 #   (c) time from `docker run -d` on host A to the container answering ping from a container on host
 #       B, p50/p99 over BENCH_PING_RUNS runs (includes `docker inspect` and a `docker exec` start, so
 #       it overstates)                                                            goal p99 <= 1 s
-# BENCH_PARTS="skein swarm" (default) or either alone.
+# BENCH_PARTS="skein swarm" (default) or either alone. BENCH_ONLY_IPERF=1 skips (b) and (c).
+# BENCH_HOLD=1 keeps the lab up after (a) until the file $LAB/hold is removed (for experiments in it; the
+# lab directory is logged, the iperf3 containers are cli-NET on host 1 and srv-NET on host 2).
 # Needs root, docker.io 20.10, etcd-server, busybox-static, iperf3 (installed with apt-get if missing).
 source "$(dirname "$0")/common.sh"
 MH=$ROOT/tests/Functional.Tests/Infrastructure/multihost.sh
 RUNS=${BENCH_RUNS:-15}
 PING_RUNS=${BENCH_PING_RUNS:-20}
 IPERF_SECS=${BENCH_IPERF_SECS:-5}
-IPERF_ROUNDS=${BENCH_IPERF_ROUNDS:-4}
+IPERF_ROUNDS=${BENCH_IPERF_ROUNDS:-8}   # single runs vary by +-10% on a shared 2-core machine
 VXLAN_PORT=${BENCH_VXLAN_PORT:-4790}
 PARTS=" ${BENCH_PARTS:-skein swarm} "   # which halves to run (the swarm half alone checks the lab)
 IMG=skein-bench
@@ -69,11 +72,11 @@ iperf_setup() { # iperf_setup NETWORK: iperf3 server on host2, client on host1; 
   wait_ping 1 "cli-$net" "$sip" 30 || die "host1 cannot reach host2's container ($sip) on $net"
   echo "$sip"
 }
-iperf_round() { # iperf_round NETWORK SERVER_IP -> receiver Mbit/s of one run
+iperf_round() { # iperf_round NETWORK SERVER_IP [LABEL] -> receiver Mbit/s of one run
   local v
   v=$(DTO=$((IPERF_SECS + 30)) dk 1 exec "cli-$1" iperf3 -c "$2" -t "$IPERF_SECS" -f m 2>&1 |
     awk '/receiver$/ {for(i=1;i<=NF;i++) if($i=="Mbits/sec") m=$(i-1)} END {print (m==""?0:m)}')
-  log "  iperf3 on $1: $v Mbit/s"
+  log "  iperf3 on $1${3:+ ($3)}: $v Mbit/s"
   echo "$v"
 }
 run_once() { # run_once NETWORK -> seconds of `docker run --rm true` on host1
@@ -107,6 +110,7 @@ for h in 1 2; do
 done
 sip_skein=$(iperf_setup mh) || exit 1
 
+if [[ ${BENCH_ONLY_IPERF:-0} != 1 ]]; then
 log "(b) docker run --rm, skein multi-host network vs bridge (and a user-defined bridge network), $RUNS interleaved rounds on host1"
 # Every user-defined network (skein's included) gets the engine's embedded DNS resolver at container start and the
 # default "bridge" network none: the user-defined bridge network is the like-for-like anchor.
@@ -141,6 +145,7 @@ done
 p50=$(printf '%s\n' "${lat[@]}" | pct 50); p99=$(printf '%s\n' "${lat[@]}" | pct 99)
 dk 2 rm -f prober >/dev/null
 fi
+fi
 
 if [[ $PARTS == *" swarm "* ]]; then
 log "forming a swarm of the two hosts, attachable overlay"
@@ -151,22 +156,44 @@ dk 1 network create -d overlay --attachable --subnet 10.201.0.0/24 swov >/dev/nu
 sip_swarm=$(iperf_setup swov) || exit 1
 fi
 
-log "(a) iperf3 host1 -> host2, $IPERF_ROUNDS alternating rounds of ${IPERF_SECS}s"
+# BENCH_IPERF_NOBRNF=1: a third series, skein's network with net.bridge.bridge-nf-call-iptables=0 in both lab
+# hosts' namespaces (per-namespace sysctl; never the machine's own): what br_netfilter costs skein's bridge, which
+# sits in the host's namespace with Docker's rules and conntrack, while swarm's overlay bridge has a namespace of
+# its own with neither. A diagnostic, not a configuration skein could ask for.
+brnf() { local h; for h in 1 2; do ip netns exec "$(basename "$LAB")-h$h" sysctl -qw net.bridge.bridge-nf-call-iptables="$1" || return 1; done; }
+series=()
+[[ -n ${sip_skein:-} ]] && series+=(skein)
+[[ -n ${sip_swarm:-} ]] && series+=(swarm)
+if [[ ${BENCH_IPERF_NOBRNF:-0} == 1 && -n ${sip_skein:-} ]]; then
+  if brnf 1; then series+=(nobrnf); else log "cannot set bridge-nf-call-iptables in the lab namespaces: no nobrnf series"; fi
+fi
+log "(a) iperf3 host1 -> host2, $IPERF_ROUNDS rounds of ${IPERF_SECS}s, series ${series[*]} in rotating order"
+tpn=()
 for ((r = 0; r < IPERF_ROUNDS; r++)); do
-  if ((r % 2 == 0)); then
-    [[ -n ${sip_skein:-} ]] && tps+=("$(iperf_round mh "$sip_skein")")
-    [[ -n ${sip_swarm:-} ]] && tpw+=("$(iperf_round swov "$sip_swarm")")
-  else
-    [[ -n ${sip_swarm:-} ]] && tpw+=("$(iperf_round swov "$sip_swarm")")
-    [[ -n ${sip_skein:-} ]] && tps+=("$(iperf_round mh "$sip_skein")")
-  fi
+  n=${#series[@]}
+  for ((k = 0; k < n; k++)); do
+    case ${series[(r + k) % n]} in
+      skein) tps+=("$(iperf_round mh "$sip_skein")") ;;
+      swarm) tpw+=("$(iperf_round swov "$sip_swarm")") ;;
+      nobrnf) brnf 0 && tpn+=("$(iperf_round mh "$sip_skein" "br_netfilter off")"); brnf 1 || die "cannot restore bridge-nf-call-iptables" ;;
+    esac
+  done
 done
+tp_nobrnf=n/a
+((${#tpn[@]})) && tp_nobrnf=$(printf '%s\n' "${tpn[@]}" | median | awk '{printf "%.0f", $1}')
 ((${#tps[@]})) && tp_skein=$(printf '%s\n' "${tps[@]}" | median | awk '{printf "%.0f", $1}')
 ((${#tpw[@]})) && tp_swarm=$(printf '%s\n' "${tpw[@]}" | median | awk '{printf "%.0f", $1}')
 
+if [[ ${BENCH_HOLD:-0} == 1 ]]; then
+  : >"$LAB/hold"
+  log "holding lab $LAB (skein server ${sip_skein:-n/a}, swarm server ${sip_swarm:-n/a}); rm $LAB/hold to tear it down"
+  while [[ -e $LAB/hold ]]; do sleep 1; done
+fi
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0>0 && b+0>0) printf "%.3f", a/b; else print "n/a"}'; }
 echo "multi-host skein, 2 namespace-hosts, etcd store, dockerd $(dk 1 version -f '{{.Server.Version}}'), $(nproc) cores, kernel $(uname -r)"
-echo "  (a) iperf3 TCP host1->host2 container, median of $IPERF_ROUNDS alternating ${IPERF_SECS}s rounds: skein ${tp_skein} Mbit/s  swarm overlay ${tp_swarm} Mbit/s  ratio skein/swarm $(ratio "$tp_skein" "$tp_swarm") (goal >= 1.0)"
+echo "  (a) iperf3 TCP host1->host2 container, median of $IPERF_ROUNDS rotating ${IPERF_SECS}s rounds: skein ${tp_skein} Mbit/s  swarm overlay ${tp_swarm} Mbit/s  ratio skein/swarm $(ratio "$tp_skein" "$tp_swarm") (goal >= 1.0)"
+[[ $tp_nobrnf != n/a ]] && echo "      skein without br_netfilter in the lab hosts (diagnostic) ${tp_nobrnf} Mbit/s  ratio to skein $(ratio "$tp_nobrnf" "$tp_skein")  to swarm $(ratio "$tp_nobrnf" "$tp_swarm")"
 echo "  (b) docker run --rm true, median of $RUNS: skein multi-host ${run_sk} s  bridge ${run_br} s  ratio $(ratio "$run_sk" "$run_br") (goal <= 1.05); user-defined bridge ${run_ub} s  ratio $(ratio "$run_sk" "$run_ub")"
 echo "  (c) docker run -d on host1 -> pingable from host2, $PING_RUNS runs: p50 ${p50} s  p99 ${p99} s (goal p99 <= 1 s)"
-echo "RESULT mh_iperf_skein_mbits=$tp_skein mh_iperf_swarm_mbits=$tp_swarm ratio_throughput=$(ratio "$tp_skein" "$tp_swarm") mh_docker_run_s=$run_sk bridge_docker_run_s=$run_br ratio_run=$(ratio "$run_sk" "$run_br") userbridge_docker_run_s=$run_ub ratio_run_userbridge=$(ratio "$run_sk" "$run_ub") mh_pingable_p50_s=$p50 mh_pingable_p99_s=$p99"
+echo "RESULT mh_iperf_skein_mbits=$tp_skein mh_iperf_swarm_mbits=$tp_swarm mh_iperf_skein_nobrnf_mbits=$tp_nobrnf ratio_throughput=$(ratio "$tp_skein" "$tp_swarm") mh_docker_run_s=$run_sk bridge_docker_run_s=$run_br ratio_run=$(ratio "$run_sk" "$run_br") userbridge_docker_run_s=$run_ub ratio_run_userbridge=$(ratio "$run_sk" "$run_ub") mh_pingable_p50_s=$p50 mh_pingable_p99_s=$p99"
