@@ -239,6 +239,15 @@ public sealed partial class IptablesFirewall : IFirewall, IUnderlayFirewall
                             + $"{script.DeletionCount} rule(s) removed, {script.AdditionCount} added");
                         break;
                     }
+                    catch (FirewallCommandException e) when (_rules.BridgedShortcut
+                        && (e.FailedInputLine ?? e.StandardError).Contains("physdev", StringComparison.Ordinal))
+                    {
+                        // A kernel without the physdev match (xt_physdev): keep the full walk rather than no firewall.
+                        _rules.BridgedShortcut = false;
+                        attempt = 0;
+                        Log($"firewall: {operation}: {Name(family)}: the physdev match is refused ({e.Message}); "
+                            + "bridged frames take the isolation walk too");
+                    }
                     catch (FirewallCommandException e) when (attempt < Attempts)
                     {
                         // Someone (usually dockerd) changed a table between our read and our write; read again.

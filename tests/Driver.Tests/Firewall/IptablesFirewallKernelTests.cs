@@ -123,6 +123,40 @@ public sealed class IptablesFirewallKernelTests(FirewallLabFixture fixture, ITes
     }
 
     [SkippableFact]
+    public void Bridged_frames_go_straight_to_the_accepts_past_the_isolation_walk_and_icc_off_still_drops_them()
+    {
+        var lab = Begin(out var firewall);
+        firewall.ApplyNetwork(lab.NetworkA);
+        firewall.ApplyNetwork(lab.NetworkB);
+        lab.Iptables("-Z", "SKEIN-FORWARD");
+
+        Assert.True(NetProbe.Pings(lab.A1.Ns, lab.A2.IPv4));
+
+        // Per packet, the isolation walk costs two rules per network on the host: bridged frames must not pay it.
+        var counters = ForwardCounters(lab);
+        Assert.Equal("SKEIN-ACCEPT", counters[0].Target);
+        Assert.True(counters[0].Packets > 0, $"the bridged-frame rule saw no packet:\n{lab.Iptables("-L", "SKEIN-FORWARD", "-v", "-x", "-n")}");
+        Assert.Equal("SKEIN-ISOLATION", counters[1].Target);
+        Assert.Equal(0, counters[1].Packets);
+
+        // The shortcut leads into the same accepts, so a network without inter-container connectivity still drops.
+        firewall.ApplyNetwork(lab.NetworkA with { InterContainerConnectivity = false });
+        Assert.False(NetProbe.Pings(lab.A1.Ns, lab.A2.IPv4));
+        firewall.ApplyNetwork(lab.NetworkA);
+        Assert.True(NetProbe.Pings(lab.A1.Ns, lab.A2.IPv4));
+        // Isolation between networks is unchanged (routed, not bridged, so never on the shortcut).
+        Assert.Null(NetProbe.UdpExchange(lab.A1.Ns, lab.B1.Ns, 7011, At(lab.B1.IPv4, 7011), NetProbe.Blocked).ServerSawFrom);
+    }
+
+    private static List<(string Target, long Packets)> ForwardCounters(FirewallLab lab) =>
+        lab.Iptables("-L", "SKEIN-FORWARD", "-v", "-x", "-n")
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Skip(2)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(f => (f[2], long.Parse(f[0], System.Globalization.CultureInfo.InvariantCulture)))
+            .ToList();
+
+    [SkippableFact]
     public void Two_skein_networks_and_dockers_bridge_are_isolated_from_each_other()
     {
         var lab = Begin(out var firewall);

@@ -28,6 +28,7 @@ public sealed class IptablesFirewallScriptTests
         -A FORWARD -j SKEIN-FORWARD
         -A FORWARD -i docker0 ! -o docker0 -j ACCEPT
         -A DOCKER-USER -j RETURN
+        -A SKEIN-FORWARD -i skbr-+ -o skbr-+ -m physdev --physdev-is-bridged -j SKEIN-ACCEPT
         -A SKEIN-FORWARD -j SKEIN-ISOLATION
         -A SKEIN-FORWARD -j SKEIN-ACCEPT
         -A SKEIN-ISOLATION-IN -i skbr-+ -j DROP
@@ -82,6 +83,7 @@ public sealed class IptablesFirewallScriptTests
             :SKEIN-FORWARD - [0:0]
             :SKEIN-ISOLATION-OUT - [0:0]
             :SKEIN-ISOLATION-IN - [0:0]
+            -A SKEIN-FORWARD -i skbr-+ -o skbr-+ -m physdev --physdev-is-bridged -j SKEIN-ACCEPT
             -A SKEIN-FORWARD -j SKEIN-ISOLATION
             -A SKEIN-FORWARD -j SKEIN-ACCEPT
             -A SKEIN-ISOLATION-OUT -o skbr-+ -j DROP
@@ -110,6 +112,24 @@ public sealed class IptablesFirewallScriptTests
         var ipv6 = iptables.RestoreInput("ip6tables-restore");
         Assert.DoesNotContain("*nat", ipv6);
         Assert.Contains("-A SKEIN-ACCEPT -i skbr-a000000001 ! -o skbr-a000000001 -m comment --comment \"skein:skbr-a000000001\" -j ACCEPT", ipv6);
+    }
+
+    [Fact]
+    public void A_kernel_without_the_physdev_match_gets_the_forward_chain_without_the_bridged_frame_shortcut()
+    {
+        var log = new List<string>();
+        var iptables = new ScriptedIptables { RefusePhysdev = true };
+        var firewall = new IptablesFirewall(new IptablesOptions { EnableIpv6 = false, Log = log.Add }, iptables);
+
+        firewall.ApplyNetwork(NetworkA);
+
+        Assert.Equal(2, iptables.Restores.Count);
+        Assert.Contains("-A SKEIN-FORWARD -i skbr-+ -o skbr-+ -m physdev --physdev-is-bridged -j SKEIN-ACCEPT", iptables.Restores[0].Input);
+        var second = iptables.Restores[1].Input;
+        Assert.DoesNotContain("physdev", second);
+        Assert.Contains("-A SKEIN-FORWARD -j SKEIN-ISOLATION\n-A SKEIN-FORWARD -j SKEIN-ACCEPT\n", second);
+        Assert.Contains("-A SKEIN-ACCEPT -i skbr-a000000001 -o skbr-a000000001 -m comment --comment \"skein:skbr-a000000001\" -j ACCEPT", second);
+        Assert.Contains(log, l => l.Contains("physdev match is refused", StringComparison.Ordinal));
     }
 
     [Fact]

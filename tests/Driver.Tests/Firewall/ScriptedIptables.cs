@@ -37,6 +37,9 @@ internal sealed class ScriptedIptables : ICommandRunner
     public List<IReadOnlyList<string>> Commands { get; } = [];
     public List<(string Command, string Input)> Restores { get; } = [];
 
+    /// <summary>Refuse every batch that uses the physdev match, as a kernel without xt_physdev does.</summary>
+    public bool RefusePhysdev { get; set; }
+
     /// <summary>Refuse this many restore batches, as iptables-restore does a rule that does not match.</summary>
     public int RefuseRestores { get; set; }
 
@@ -52,6 +55,11 @@ internal sealed class ScriptedIptables : ICommandRunner
         if (argv is [_, "--noflush", "-w"] && standardInput is not null)
         {
             Restores.Add((command, standardInput));
+            if (RefusePhysdev && standardInput.Contains("physdev", StringComparison.Ordinal))
+            {
+                var line = Array.FindIndex(standardInput.Split('\n'), l => l.Contains("physdev", StringComparison.Ordinal)) + 1;
+                return new(1, "", $"Warning: Extension physdev revision 0 not supported, missing kernel module?\n{command}: line {line} failed\n");
+            }
             if (RefuseRestores > 0)
             {
                 RefuseRestores--;
