@@ -18,6 +18,12 @@ internal sealed class SkeinChains(string prefix)
     /// <summary>filter, static: drops traffic that enters a skein bridge from another skein or Docker bridge.</summary>
     public string IsolationIn { get; } = prefix + "-ISOLATION-IN";
 
+    /// <summary>
+    /// filter, owned: per network, the verdict on its bridged frames (container to container on one bridge):
+    /// SKEIN-FORWARD sends them here first, past the isolation and accept walks.
+    /// </summary>
+    public string Bridged { get; } = prefix + "-BRIDGED";
+
     /// <summary>filter, owned: intra-bridge, egress, reply and published-port accepts.</summary>
     public string Accept { get; } = prefix + "-ACCEPT";
 
@@ -33,11 +39,11 @@ internal sealed class SkeinChains(string prefix)
     /// <summary>raw, static: raw PREROUTING jumps here; drops packets from skein bridges to the host's loopback.</summary>
     public string LoopbackGuard { get; } = prefix + "-LOCALNET";
 
-    public IReadOnlyList<string> OwnedFilterChains => [Isolation, Accept];
+    public IReadOnlyList<string> OwnedFilterChains => [Isolation, Accept, Bridged];
     public IReadOnlyList<string> StaticFilterChains => [Forward, IsolationOut, IsolationIn];
     public IReadOnlyList<string> OwnedNatChains => [Dnat, Postrouting];
 
     public bool IsSkeinChain(string chain) =>
-        chain == Forward || chain == Isolation || chain == IsolationOut || chain == IsolationIn
+        chain == Forward || chain == Isolation || chain == Bridged || chain == IsolationOut || chain == IsolationIn
         || chain == Accept || chain == Dnat || chain == Postrouting || chain == Vxlan || chain == LoopbackGuard;
 }

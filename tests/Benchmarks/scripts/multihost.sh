@@ -13,6 +13,7 @@
 #       B, p50/p99 over BENCH_PING_RUNS runs (includes `docker inspect` and a `docker exec` start, so
 #       it overstates)                                                            goal p99 <= 1 s
 # BENCH_PARTS="skein swarm" (default) or either alone. BENCH_ONLY_IPERF=1 skips (b) and (c).
+# BENCH_EXTRA_NETWORKS=N (0..250) creates N more skein networks on both hosts before the measured one.
 # BENCH_HOLD=1 keeps the lab up after (a) until the file $LAB/hold is removed (for experiments in it; the
 # lab directory is logged, the iperf3 containers are cli-NET on host 1 and srv-NET on host 2).
 # Needs root, docker.io 20.10, etcd-server, busybox-static, iperf3 (installed with apt-get if missing).
@@ -104,6 +105,13 @@ for h in 1 2; do mh skein-start "$LAB" "$h" etcd://198.18.1.254:2379 1 --vxlan-p
 tp_skein=n/a run_sk=n/a run_br=n/a run_ub=n/a p50=n/a p99=n/a tp_swarm=n/a
 tps=() tpw=()
 if [[ $PARTS == *" skein "* ]]; then
+# BENCH_EXTRA_NETWORKS=N: N more skein networks on both hosts, created before the measured one (each adds its
+# rules to skein's chains: what a host with many networks costs per packet)
+for ((i = 1; i <= ${BENCH_EXTRA_NETWORKS:-0}; i++)); do
+  for h in 1 2; do
+    dk "$h" network create -d skein --ipam-driver skein --subnet "10.40.$i.0/24" "extra$i" >/dev/null || die "extra network $i on host $h"
+  done
+done
 for h in 1 2; do
   dk "$h" network create -d skein --ipam-driver skein --subnet "$SUBNET" mh >/dev/null ||
     { tail -20 "$LAB/h$h/skein.log" >&2; die "skein network on host $h"; }

@@ -20,6 +20,7 @@ public sealed class IptablesFirewallScriptTests
         -P OUTPUT ACCEPT
         -N DOCKER-USER
         -N SKEIN-ACCEPT
+        -N SKEIN-BRIDGED
         -N SKEIN-FORWARD
         -N SKEIN-ISOLATION
         -N SKEIN-ISOLATION-IN
@@ -28,7 +29,7 @@ public sealed class IptablesFirewallScriptTests
         -A FORWARD -j SKEIN-FORWARD
         -A FORWARD -i docker0 ! -o docker0 -j ACCEPT
         -A DOCKER-USER -j RETURN
-        -A SKEIN-FORWARD -i skbr-+ -o skbr-+ -m physdev --physdev-is-bridged -j SKEIN-ACCEPT
+        -A SKEIN-FORWARD -i skbr-+ -o skbr-+ -m physdev --physdev-is-bridged -j SKEIN-BRIDGED
         -A SKEIN-FORWARD -j SKEIN-ISOLATION
         -A SKEIN-FORWARD -j SKEIN-ACCEPT
         -A SKEIN-ISOLATION-IN -i skbr-+ -j DROP
@@ -80,10 +81,11 @@ public sealed class IptablesFirewallScriptTests
             *filter
             :SKEIN-ISOLATION - [0:0]
             :SKEIN-ACCEPT - [0:0]
+            :SKEIN-BRIDGED - [0:0]
             :SKEIN-FORWARD - [0:0]
             :SKEIN-ISOLATION-OUT - [0:0]
             :SKEIN-ISOLATION-IN - [0:0]
-            -A SKEIN-FORWARD -i skbr-+ -o skbr-+ -m physdev --physdev-is-bridged -j SKEIN-ACCEPT
+            -A SKEIN-FORWARD -i skbr-+ -o skbr-+ -m physdev --physdev-is-bridged -j SKEIN-BRIDGED
             -A SKEIN-FORWARD -j SKEIN-ISOLATION
             -A SKEIN-FORWARD -j SKEIN-ACCEPT
             -A SKEIN-ISOLATION-OUT -o skbr-+ -j DROP
@@ -96,6 +98,7 @@ public sealed class IptablesFirewallScriptTests
             -A SKEIN-ISOLATION -i skbr-a000000001 ! -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j SKEIN-ISOLATION-OUT
             -A SKEIN-ISOLATION ! -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j SKEIN-ISOLATION-IN
             -A SKEIN-ACCEPT -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
+            -A SKEIN-BRIDGED -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ACCEPT -o skbr-a000000001 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ACCEPT -i skbr-a000000001 ! -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             COMMIT
@@ -124,7 +127,7 @@ public sealed class IptablesFirewallScriptTests
         firewall.ApplyNetwork(NetworkA);
 
         Assert.Equal(2, iptables.Restores.Count);
-        Assert.Contains("-A SKEIN-FORWARD -i skbr-+ -o skbr-+ -m physdev --physdev-is-bridged -j SKEIN-ACCEPT", iptables.Restores[0].Input);
+        Assert.Contains("-A SKEIN-FORWARD -i skbr-+ -o skbr-+ -m physdev --physdev-is-bridged -j SKEIN-BRIDGED", iptables.Restores[0].Input);
         var second = iptables.Restores[1].Input;
         Assert.DoesNotContain("physdev", second);
         Assert.Contains("-A SKEIN-FORWARD -j SKEIN-ISOLATION\n-A SKEIN-FORWARD -j SKEIN-ACCEPT\n", second);
@@ -194,6 +197,7 @@ public sealed class IptablesFirewallScriptTests
             -A SKEIN-ISOLATION -i skbr-c000000003 ! -o skbr-c000000003 -m comment --comment "skein:skbr-c000000003" -j DROP
             -A SKEIN-ISOLATION ! -i skbr-c000000003 -o skbr-c000000003 -m comment --comment "skein:skbr-c000000003" -j DROP
             -A SKEIN-ACCEPT -i skbr-c000000003 -o skbr-c000000003 -m comment --comment "skein:skbr-c000000003" -j DROP
+            -A SKEIN-BRIDGED -i skbr-c000000003 -o skbr-c000000003 -m comment --comment "skein:skbr-c000000003" -j DROP
             COMMIT
             """), iptables.RestoreInput("iptables-restore"));
     }
@@ -206,6 +210,7 @@ public sealed class IptablesFirewallScriptTests
             -A SKEIN-ISOLATION -i skbr-a000000001 ! -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j SKEIN-ISOLATION-OUT
             -A SKEIN-ISOLATION ! -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j SKEIN-ISOLATION-IN
             -A SKEIN-ACCEPT -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
+            -A SKEIN-BRIDGED -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ACCEPT -o skbr-a000000001 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             """;
         var nat = BaseNat + "\n" + """
@@ -224,7 +229,9 @@ public sealed class IptablesFirewallScriptTests
     {
         var filter = BaseFilter + "\n" + """
             -A SKEIN-ACCEPT -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
+            -A SKEIN-BRIDGED -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ACCEPT -i skbr-a0000000012 -o skbr-a0000000012 -m comment --comment "skein:skbr-a0000000012" -j ACCEPT
+            -A SKEIN-BRIDGED -i skbr-a0000000012 -o skbr-a0000000012 -m comment --comment "skein:skbr-a0000000012" -j ACCEPT
             """;
         var (firewall, iptables) = Make(filter, BaseNat, ipv6: false);
 
@@ -233,9 +240,11 @@ public sealed class IptablesFirewallScriptTests
         Assert.Equal(Lines("""
             *filter
             -D SKEIN-ACCEPT -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
+            -D SKEIN-BRIDGED -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ISOLATION -i skbr-a000000001 ! -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j DROP
             -A SKEIN-ISOLATION ! -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j DROP
             -A SKEIN-ACCEPT -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
+            -A SKEIN-BRIDGED -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             COMMIT
             """), iptables.RestoreInput("iptables-restore"));
     }
@@ -245,6 +254,7 @@ public sealed class IptablesFirewallScriptTests
     {
         var filter = BaseFilter + "\n" + """
             -A SKEIN-ACCEPT -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
+            -A SKEIN-BRIDGED -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ACCEPT -d 10.201.1.2/32 ! -i skbr-a000000001 -o skbr-a000000001 -p tcp -m tcp --dport 80 -m comment --comment "skein:ep:e1" -j ACCEPT
             -A SKEIN-ACCEPT -d 10.201.1.3/32 ! -i skbr-a000000001 -o skbr-a000000001 -p tcp -m tcp --dport 80 -m comment --comment "skein:ep:e10" -j ACCEPT
             """;
@@ -289,6 +299,7 @@ public sealed class IptablesFirewallScriptTests
             -A SKEIN-ISOLATION -i skbr-a000000001 ! -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j SKEIN-ISOLATION-OUT
             -A SKEIN-ISOLATION ! -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j SKEIN-ISOLATION-IN
             -A SKEIN-ACCEPT -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
+            -A SKEIN-BRIDGED -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ACCEPT -o skbr-a000000001 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ACCEPT -i skbr-a000000001 ! -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             COMMIT
@@ -346,6 +357,7 @@ public sealed class IptablesFirewallScriptTests
             -A SKEIN-ISOLATION ! -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j SKEIN-ISOLATION-IN
             -A SKEIN-ACCEPT -s 192.0.2.79/32 -j ACCEPT
             -A SKEIN-ACCEPT -i skbr-z000000009 -o skbr-z000000009 -m comment --comment "skein:skbr-z000000009" -j ACCEPT
+            -A SKEIN-BRIDGED -i skbr-z000000009 -o skbr-z000000009 -m comment --comment "skein:skbr-z000000009" -j ACCEPT
             """;
         var (firewall, iptables) = Make(filter, BaseNat, ipv6: false);
 
@@ -354,10 +366,12 @@ public sealed class IptablesFirewallScriptTests
         Assert.Equal(Lines("""
             *filter
             :SKEIN-ACCEPT - [0:0]
+            :SKEIN-BRIDGED - [0:0]
             -A SKEIN-ACCEPT -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ACCEPT -o skbr-a000000001 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ACCEPT -i skbr-a000000001 ! -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             -A SKEIN-ACCEPT -d 10.201.1.2/32 ! -i skbr-a000000001 -o skbr-a000000001 -p tcp -m tcp --dport 80 -m comment --comment "skein:ep:e1" -j ACCEPT
+            -A SKEIN-BRIDGED -i skbr-a000000001 -o skbr-a000000001 -m comment --comment "skein:skbr-a000000001" -j ACCEPT
             COMMIT
             *nat
             :SKEIN-DNAT - [0:0]
