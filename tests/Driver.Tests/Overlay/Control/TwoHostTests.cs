@@ -163,6 +163,62 @@ public sealed class TwoHostTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         Assert.Null(TryLinkJson(underlayA, recordA.VxlanName!));
     }
 
+    /// <summary>
+    /// decisions #18 with skein running through the partition: host A, cut off from the store, starts a container from
+    /// its own block (journaled, not published); meanwhile host B takes that very address; when A's link heals, the
+    /// replay finds the conflict, nothing is overwritten, and A never advertises the container.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_container_started_from_the_journal_whose_address_was_taken_meanwhile_is_never_advertised()
+    {
+        Skip.IfNot(PluginTestHost.IsSupported, PluginTestHost.SkipReason);
+        Skip.If(etcd.Server is null, LoopbackEtcd.SkipReason);
+        await using var lab = new Lab();
+        var underlayA = lab.Namespace();
+        var underlayB = lab.Namespace();
+        underlayA.Exec("ip", "link", "add", "ua", "type", "veth", "peer", "name", "ub", "netns", underlayB.Name);
+        underlayA.Exec("ip", "addr", "add", "198.51.100.1/24", "dev", "ua");
+        underlayB.Exec("ip", "addr", "add", "198.51.100.2/24", "dev", "ub");
+        underlayA.Exec("ip", "link", "set", "ua", "up");
+        underlayB.Exec("ip", "link", "set", "ub", "up");
+
+        var root = "mh" + Guid.NewGuid().ToString("N")[..8];
+        await using var proxy = new CuttableProxy(etcd.Server!.ClientPort);
+        var a = new ClusterHost("host-a", underlayA, $"etcd://127.0.0.1:{proxy.Port}/{root}", IPAddress.Parse("198.51.100.1"), TimeSpan.FromSeconds(30));
+        var b = new ClusterHost("host-b", underlayB, etcd.Server.StoreUrl(root), IPAddress.Parse("198.51.100.2"), TimeSpan.FromSeconds(30));
+        lab.Hosts.Add(a);
+        lab.Hosts.Add(b);
+        await Task.WhenAll(a.StartAsync(), b.StartAsync());
+        var netA = await CreateNetworkAsync(a, V4Pool, V6Pool);
+        var netB = await CreateNetworkAsync(b, V4Pool, V6Pool);
+        var ca = await RunContainerAsync(lab, a, netA, "02:42:0a:14:00:1a");
+        var cb = await RunContainerAsync(lab, b, netB, "02:42:0a:14:00:1b");
+        await PingAsync(ca.Ns, cb.IPv4);
+
+        proxy.Cut();
+        var journaled = await RunContainerAsync(lab, a, netA, "02:42:0a:14:00:2a");
+        Assert.Equal(4, a.Runtime.Ipam.JournalLength); // v4 and v6 addresses, each requested then bound
+        await PingAsync(journaled.Ns, ca.IPv4); // on its own host at once
+        var taken = await b.CallOkAsync("IpamDriver.RequestAddress",
+            $$"""{"PoolID":"{{netB.PoolV4}}","Address":"{{journaled.IPv4}}","Options":{"com.docker.network.endpoint.macaddress":"02:42:0a:14:00:2b"} }""");
+        Assert.Equal(journaled.IPv4 + "/16", taken!["Address"]!.GetValue<string>());
+
+        proxy.Restore();
+        await WaitAsync(() => a.Runtime.Ipam.JournalLength == 0, "host A never wrote its journal back after the store returned");
+        await WaitAsync(() => a.LogLines.Any(l => l.Contains(journaled.EndpointId[..12]) && l.Contains("held by another host")),
+            "host A did not report the conflicted endpoint:\n" + string.Join("\n", a.LogLines.TakeLast(20)));
+        var keyOf = (string eid) => a.Overlay.Keys.PeerEndpoint(a.Runtime.Driver.Networks.Single().ClusterNetwork!, "host-a", eid);
+        await WaitAsync(() => a.Runtime.ClusterStore.GetAsync(keyOf(ca.EndpointId), default).GetAwaiter().GetResult() is not null,
+            "host A's earlier endpoint is not published after the partition");
+        Assert.Null(await a.Runtime.ClusterStore.GetAsync(keyOf(journaled.EndpointId), default));
+        Assert.DoesNotContain(b.Overlay.Watcher(b.Runtime.Driver.Networks.Single().ClusterNetwork!)!.Current.Endpoints, e => e.IPv6?.ToString() == journaled.IPv6);
+        // The v6 address nobody took was written back as A's: B cannot have it.
+        var refused = await b.CallAsync("IpamDriver.RequestAddress",
+            $$"""{"PoolID":"{{netB.PoolV6}}","Address":"{{journaled.IPv6}}","Options":{"com.docker.network.endpoint.macaddress":"02:42:0a:14:00:2c"} }""");
+        Assert.False(refused.Ok, refused.ToString());
+        Assert.Contains("Address already in use", refused.Err);
+    }
+
     private static string NewId() => Guid.NewGuid().ToString("N") + Guid.NewGuid().ToString("N");
 
     private static Task<DockerNetwork> CreateNetworkAsync(ClusterHost host, string v4, string? v6) =>
