@@ -13,19 +13,12 @@ internal sealed class IpamStoreAccess(IClusterStore store, string nodeId, string
 {
     private const int UnavailableAttempts = 3;
     private long _sequence;
-    private long _lastAnswerTicks = long.MinValue;
+    private readonly LastMoment _lastAnswer = new();
 
     /// <summary>When the store last answered an IPAM call (any answer that is not an outage); null: never.</summary>
-    public DateTimeOffset? LastAnswer
-    {
-        get
-        {
-            long ticks = Interlocked.Read(ref _lastAnswerTicks);
-            return ticks == long.MinValue ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
-        }
-    }
+    public DateTimeOffset? LastAnswer => _lastAnswer.Value;
 
-    private void Answered() => Interlocked.Exchange(ref _lastAnswerTicks, time.GetUtcNow().UtcTicks);
+    private void Answered() => _lastAnswer.Set(time.GetUtcNow());
 
     public IClusterStore Store { get; } = store;
 

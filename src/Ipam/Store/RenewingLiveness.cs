@@ -23,19 +23,12 @@ internal abstract class RenewingLiveness : ILiveness
 
     public event Func<ILiveness, CancellationToken, Task>? Recreated;
 
-    private long _lastConfirmedTicks = long.MinValue;
+    private readonly LastMoment _lastConfirmed = new();
 
-    public DateTimeOffset? LastConfirmed
-    {
-        get
-        {
-            long ticks = Interlocked.Read(ref _lastConfirmedTicks);
-            return ticks == long.MinValue ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
-        }
-    }
+    public DateTimeOffset? LastConfirmed => _lastConfirmed.Value;
 
-    /// <summary>Called by the backend when the store accepted the handle (created, renewed or recreated).</summary>
-    protected void Confirmed() => Interlocked.Exchange(ref _lastConfirmedTicks, Time.GetUtcNow().UtcTicks);
+    /// <summary>Called when the store accepted the handle (created, renewed or recreated).</summary>
+    protected void Confirmed() => _lastConfirmed.Set(Time.GetUtcNow());
 
     /// <summary>The most recent renewal or recreation failure, for status output; null when healthy.</summary>
     public string? LastError { get; private set; }

@@ -338,14 +338,11 @@ public sealed class OverlayController : IAsyncDisposable
         var nodePut = new TxnOp.Put(_keys.PeerNode(net, _settings.NodeId), ClusterJsonContext.Encode(node, ClusterJsonContext.Default.PeerNodeRecord), Precondition.None, Ephemeral: true);
         var endpointPut = new TxnOp.Put(_keys.PeerEndpoint(net, _settings.NodeId, endpoint.EndpointId),
             ClusterJsonContext.Encode(record, ClusterJsonContext.Default.PeerEndpointRecord), Precondition.None, Ephemeral: true);
-        // One store write for both keys (a container start waits for it). Refused without a precondition only while a
-        // key is in Consul's lock-delay after a previous session of ours ended: the single puts wait that out.
+        // One store write for both keys (a container start waits for it). Without preconditions it fails only while
+        // another live session holds a key (a duplicate node id): the caller defers and retries.
         var result = await _store.CommitAsync([nodePut, endpointPut], ct).ConfigureAwait(false);
         if (!result.Applied)
-        {
-            foreach (var put in new[] { nodePut, endpointPut })
-                await _store.PutAsync(put.Key, put.Value, Precondition.None, ephemeral: true, ct).ConfigureAwait(false);
-        }
+            throw new SkeinException(ErrorKind.Conflict, $"another live process holds this host's peer keys of cluster network '{net}' (duplicate node id?)");
         _published[endpoint.EndpointId] = net;
         return true;
     }

@@ -137,25 +137,34 @@ public sealed partial class ConsulStore : IClusterStore
     {
         var op = new TxnOp.Put(key, value, pre, ephemeral);
         StoreRequestValidator.ValidateTxn([op], Limits);
-        for (var attempt = 1; ; attempt++)
-        {
-            var outcome = await RunTxnAsync([op], ct).ConfigureAwait(false);
-            if (outcome.Applied)
-                return new WriteResult(WriteOutcome.Applied, outcome.NewVersions[0], null);
-            var current = await GetAsync(key, ct).ConfigureAwait(false);
-            // An ephemeral put whose precondition holds was refused by the lock: the key is in the lock-delay of a
-            // session that just ended — typically this node's previous incarnation, destroyed at start (§1.9). skein's
-            // sessions use a 1 ms lock-delay, so a short, bounded wait lets the acquire through.
-            if (ephemeral && attempt < LockDelayAttempts && Holds(pre, current))
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(5 * attempt), ct).ConfigureAwait(false);
-                continue;
-            }
-            return new WriteResult(WriteOutcome.Conflict, 0, current);
-        }
+        var (outcome, current) = await RunWaitingOutLockDelayAsync([op], ct).ConfigureAwait(false);
+        if (outcome.Applied)
+            return new WriteResult(WriteOutcome.Applied, outcome.NewVersions[0], null);
+        return new WriteResult(WriteOutcome.Conflict, 0, current ?? await GetAsync(key, ct).ConfigureAwait(false));
     }
 
     private const int LockDelayAttempts = 5;
+
+    /// <summary>
+    /// Runs a transaction. When it failed on an ephemeral put whose precondition holds, the lock refused it: the key is
+    /// in the lock-delay of a session that just ended, typically this node's previous incarnation, destroyed at start
+    /// (§1.9). skein's sessions use a 1 ms lock-delay, so a short, bounded wait lets the acquire through (nothing of a
+    /// failed transaction applied, so running it again is safe). Returns the failing key's entry when it was read.
+    /// </summary>
+    private async Task<(TxnOutcome Outcome, KvEntry? FailedKeyEntry)> RunWaitingOutLockDelayAsync(IReadOnlyList<TxnOp> ops, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var outcome = await RunTxnAsync(ops, ct).ConfigureAwait(false);
+            if (outcome.Applied || outcome.FailedOpIndex < 0 || outcome.FailedOpIndex >= ops.Count
+                || ops[outcome.FailedOpIndex] is not TxnOp.Put { Ephemeral: true } put)
+                return (outcome, null);
+            var current = await GetAsync(put.Key, ct).ConfigureAwait(false);
+            if (attempt >= LockDelayAttempts || !Holds(put.Pre, current))
+                return (outcome, current);
+            await Task.Delay(TimeSpan.FromMilliseconds(5 * attempt), ct).ConfigureAwait(false);
+        }
+    }
 
     private static bool Holds(Precondition pre, KvEntry? current) => pre switch
     {
@@ -194,7 +203,7 @@ public sealed partial class ConsulStore : IClusterStore
     public async Task<TxnResult> CommitAsync(IReadOnlyList<TxnOp> ops, CancellationToken ct)
     {
         StoreRequestValidator.ValidateTxn(ops, Limits);
-        var outcome = await RunTxnAsync(ops, ct).ConfigureAwait(false);
+        var (outcome, _) = await RunWaitingOutLockDelayAsync(ops, ct).ConfigureAwait(false);
         return new TxnResult(outcome.Applied, outcome.FailedOpIndex, outcome.NewVersions);
     }
 

@@ -32,6 +32,19 @@ public sealed class TwoHostTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
             return ns;
         }
 
+        /// <summary>Two host namespaces joined by an underlay veth: 198.51.100.1 and .2/24.</summary>
+        public (NetNs A, NetNs B) Underlay()
+        {
+            var a = Namespace();
+            var b = Namespace();
+            a.Exec("ip", "link", "add", "ua", "type", "veth", "peer", "name", "ub", "netns", b.Name);
+            a.Exec("ip", "addr", "add", "198.51.100.1/24", "dev", "ua");
+            b.Exec("ip", "addr", "add", "198.51.100.2/24", "dev", "ub");
+            a.Exec("ip", "link", "set", "ua", "up");
+            b.Exec("ip", "link", "set", "ub", "up");
+            return (a, b);
+        }
+
         public async ValueTask DisposeAsync()
         {
             foreach (var host in Enumerable.Reverse(Hosts))
@@ -56,13 +69,7 @@ public sealed class TwoHostTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         Skip.IfNot(PluginTestHost.IsSupported, PluginTestHost.SkipReason);
         Skip.If(etcd.Server is null, LoopbackEtcd.SkipReason);
         await using var lab = new Lab();
-        var underlayA = lab.Namespace();
-        var underlayB = lab.Namespace();
-        underlayA.Exec("ip", "link", "add", "ua", "type", "veth", "peer", "name", "ub", "netns", underlayB.Name);
-        underlayA.Exec("ip", "addr", "add", "198.51.100.1/24", "dev", "ua");
-        underlayB.Exec("ip", "addr", "add", "198.51.100.2/24", "dev", "ub");
-        underlayA.Exec("ip", "link", "set", "ua", "up");
-        underlayB.Exec("ip", "link", "set", "ub", "up");
+        var (underlayA, underlayB) = lab.Underlay();
 
         var store = etcd.Server!.StoreUrl("mh" + Guid.NewGuid().ToString("N")[..8]);
         var a = new ClusterHost("host-a", underlayA, store, IPAddress.Parse("198.51.100.1"), TimeSpan.FromSeconds(30));
@@ -174,13 +181,7 @@ public sealed class TwoHostTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         Skip.IfNot(PluginTestHost.IsSupported, PluginTestHost.SkipReason);
         Skip.If(etcd.Server is null, LoopbackEtcd.SkipReason);
         await using var lab = new Lab();
-        var underlayA = lab.Namespace();
-        var underlayB = lab.Namespace();
-        underlayA.Exec("ip", "link", "add", "ua", "type", "veth", "peer", "name", "ub", "netns", underlayB.Name);
-        underlayA.Exec("ip", "addr", "add", "198.51.100.1/24", "dev", "ua");
-        underlayB.Exec("ip", "addr", "add", "198.51.100.2/24", "dev", "ub");
-        underlayA.Exec("ip", "link", "set", "ua", "up");
-        underlayB.Exec("ip", "link", "set", "ub", "up");
+        var (underlayA, underlayB) = lab.Underlay();
 
         var root = "mh" + Guid.NewGuid().ToString("N")[..8];
         await using var proxy = new CuttableProxy(etcd.Server!.ClientPort);
