@@ -1,6 +1,4 @@
 using System.Net;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 using Skein.Ipam.Tests.Store.FakeConsul;
 
@@ -24,7 +22,7 @@ public enum LabStore
 /// One per test class; disposal removes everything, also after a failed test, and a crashed earlier
 /// run is swept at the next start. Plumbing is in multihost.sh (which builds on testhost.sh).
 /// </summary>
-public abstract class MultiHostLab : IAsyncLifetime
+public abstract class MultiHostLab : NamespaceLab
 {
     public const string Image = TestHost.Image;
     public const string Driver = TestHost.Driver;
@@ -32,9 +30,8 @@ public abstract class MultiHostLab : IAsyncLifetime
 
     private FakeConsulServer? consul;
     private FakeConsulServer? stoppedConsul;
-    private HttpClient? storeHttp;
 
-    protected MultiHostLab(LabStore store, int hosts, int reclaimAfterSeconds = 600)
+    protected MultiHostLab(LabStore store, int hosts, int reclaimAfterSeconds = 600) : base(Prefix, hosts)
     {
         Store = store;
         HostCount = hosts;
@@ -44,48 +41,18 @@ public abstract class MultiHostLab : IAsyncLifetime
     public LabStore Store { get; }
     public int HostCount { get; }
     public int ReclaimAfterSeconds { get; }
-    /// <summary>Third octet of the underlay; each lab is alone in its namespaces, so one value does.</summary>
-    public int UnderlayK => 1;
-    public string Id { get; } = Prefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
-    public string Dir => "/tmp/" + Id;
-    public string StoreNetns => Id + "-s";
-    public string StoreIp => $"198.18.{UnderlayK}.254";
     public string StoreUrl => Store == LabStore.Etcd ? $"etcd://{StoreIp}:2379" : $"consul://{StoreIp}:8500";
     public IReadOnlyList<LabHost> Hosts { get; private set; } = [];
-    public string? SkipReason { get; private set; }
-    public Exception? SetupError { get; private set; }
-    public FixtureLog Log { get; private set; } = null!;
     public FakeConsulServer? Consul => consul;
-
-    public static string Script => Path.Combine(AppContext.BaseDirectory, "Infrastructure", "multihost.sh");
 
     public LabHost this[int index] => Hosts[index - 1];
 
-    public async Task InitializeAsync()
-    {
-        SkipReason = TestHost.EnvironmentSkipReason(needDockerd: true);
-        if (SkipReason is null && Store == LabStore.Etcd && !File.Exists("/usr/bin/etcd") && !File.Exists("/usr/local/bin/etcd"))
-            SkipReason = "etcd missing (apt-get install etcd-server)";
-        if (SkipReason is not null)
-            return;
-        try
-        {
-            await SetUpAsync();
-        }
-        catch (Exception e)
-        {
-            SetupError = e;
-        }
-    }
+    protected override string? EnvironmentSkipReason() => TestHost.EnvironmentSkipReason(needDockerd: true);
 
-    private async Task SetUpAsync()
+    protected override bool NeedsEtcd => Store == LabStore.Etcd;
+
+    protected override async Task BuildAsync()
     {
-        await RunScriptAsync("sweep", Prefix);
-        Directory.CreateDirectory(Dir);
-        File.WriteAllText(Path.Combine(Dir, "owner"), Environment.ProcessId.ToString());
-        Log = new FixtureLog(Path.Combine(Dir, "fixture.log"));
-        await RunScriptAsync("net-up", Dir, UnderlayK.ToString(), HostCount.ToString());
-        storeHttp = MultiHostNetns.HttpClient("/run/netns/" + StoreNetns, TimeSpan.FromSeconds(10));
         await StartStoreAsync();
         Hosts = Enumerable.Range(1, HostCount).Select(i => new LabHost(this, i)).ToList();
         await Task.WhenAll(Hosts.Select(async h =>
@@ -111,7 +78,7 @@ public abstract class MultiHostLab : IAsyncLifetime
         {
             try
             {
-                using var response = await storeHttp!.GetAsync($"http://{StoreIp}:8500/v1/kv/?keys=true");
+                using var response = await StoreHttp!.GetAsync($"http://{StoreIp}:8500/v1/kv/?keys=true");
                 return response.StatusCode is HttpStatusCode.OK or HttpStatusCode.NotFound;
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
@@ -141,39 +108,19 @@ public abstract class MultiHostLab : IAsyncLifetime
         consul = null;
     }
 
-    /// <summary>
-    /// Runs a command in the store's namespace: outside every host, reachable over the underlay only, with no route to
-    /// any container subnet (so an answer to a container proves masquerade, a connection to a host port proves -p).
-    /// </summary>
-    public Task<CommandResult> InStoreNetnsAsync(params string[] command) =>
-        Shell.RunAsync("/usr/sbin/ip", ["netns", "exec", StoreNetns, .. command], TimeSpan.FromSeconds(60));
-
     /// <summary>Every key in the store with its value (as text), read from inside the store namespace.</summary>
     public async Task<IReadOnlyDictionary<string, string>> StoreKeysAsync()
     {
-        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (Store == LabStore.Etcd)
-        {
-            var request = new JsonObject { ["key"] = "AA==", ["range_end"] = "AA==" }; // "\0".."\0" = the whole keyspace
-            var response = await storeHttp!.PostAsync($"http://{StoreIp}:2379/v3/kv/range", new StringContent(request.ToJsonString()));
-            response.EnsureSuccessStatusCode();
-            var body = JsonNode.Parse(await response.Content.ReadAsStringAsync());
-            foreach (var kv in body?["kvs"]?.AsArray() ?? [])
-                result[Decode(kv?["key"])] = Decode(kv?["value"]);
-        }
-        else
-        {
-            var response = await storeHttp!.GetAsync($"http://{StoreIp}:8500/v1/kv/?recurse=true");
-            if (response.StatusCode == HttpStatusCode.NotFound)
-                return result;
-            response.EnsureSuccessStatusCode();
-            foreach (var kv in JsonNode.Parse(await response.Content.ReadAsStringAsync())?.AsArray() ?? [])
-                result[kv?["Key"]?.GetValue<string>() ?? ""] = Decode(kv?["Value"]);
-        }
+            return await EtcdKeysAsync();
+        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var response = await StoreHttp!.GetAsync($"http://{StoreIp}:8500/v1/kv/?recurse=true");
+        if (response.StatusCode == HttpStatusCode.NotFound)
+            return result;
+        response.EnsureSuccessStatusCode();
+        foreach (var kv in JsonNode.Parse(await response.Content.ReadAsStringAsync())?.AsArray() ?? [])
+            result[kv?["Key"]?.GetValue<string>() ?? ""] = Base64Text(kv?["Value"]);
         return result;
-
-        static string Decode(JsonNode? node) =>
-            node?.GetValue<string>() is { } b64 ? Encoding.UTF8.GetString(Convert.FromBase64String(b64)) : "";
     }
 
     /// <summary>Call first in every test: skips with the reason when the machine cannot run it, fails
@@ -186,28 +133,15 @@ public abstract class MultiHostLab : IAsyncLifetime
                 string.Join('\n', Hosts.Select(h => $"host{h.Index} skein log:\n{h.Skein.Tail(15)}")), SetupError);
     }
 
-    public async Task<CommandResult> RunScriptAsync(params string[] args)
-    {
-        var result = await Shell.RunAsync("/bin/bash", [Script, .. args], TimeSpan.FromSeconds(150));
-        Log?.Write($"{result.Command} -> {result.ExitCode}{(result.Ok ? "" : ": " + result.Stderr.Trim())}");
-        return result.EnsureOk();
-    }
-
     public MultiHostScope Scope() => new(this);
 
-    public async Task DisposeAsync()
+    /// <summary>skein stays up while the teardown removes containers and networks, so the engine's calls are answered.</summary>
+    protected override async Task AfterTeardownAsync()
     {
-        if (SkipReason is not null)
-            return;
-        if (Environment.GetEnvironmentVariable("SKEIN_KEEP_TESTHOST") == "1")
-            return;
-        // skein stays up while the script removes containers and networks, so the engine's calls are answered
-        await Shell.RunAsync("/bin/bash", [Script, "teardown", Dir], TimeSpan.FromSeconds(180));
         foreach (var h in Hosts)
             await h.Skein.DisposeAsync();
         if (consul is not null)
             await consul.DisposeAsync();
-        storeHttp?.Dispose();
     }
 }
 

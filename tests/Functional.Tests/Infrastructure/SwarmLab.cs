@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -17,15 +16,13 @@ namespace Skein.Functional.Tests.Infrastructure;
 /// leave the swarm, removes the plugins and then everything multihost.sh made, also after a failed set-up; a
 /// crashed earlier run is swept at the next start.
 /// </summary>
-public abstract partial class SwarmLab : IAsyncLifetime
+public abstract partial class SwarmLab : NamespaceLab
 {
     public const string Prefix = "sksw-";
     public const string Plugin = "skein:latest";
     public const string Image = TestHost.Image;
 
-    private HttpClient? storeHttp;
-
-    protected SwarmLab(int nodes, string? driverScope = null)
+    protected SwarmLab(int nodes, string? driverScope = null) : base(Prefix, nodes)
     {
         NodeCount = nodes;
         DriverScope = driverScope;
@@ -34,17 +31,9 @@ public abstract partial class SwarmLab : IAsyncLifetime
     public int NodeCount { get; }
     /// <summary>SKEIN_DRIVER_SCOPE given to every node's plugin (null: the manifest's default).</summary>
     public string? DriverScope { get; }
-    public int UnderlayK => 1;
-    public string Id { get; } = Prefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
-    public string Dir => "/tmp/" + Id;
-    public string StoreNetns => Id + "-s";
-    public string StoreIp => $"198.18.{UnderlayK}.254";
     public string StoreUrl => $"etcd://{StoreIp}:2379";
     public IReadOnlyList<SwarmNode> Nodes { get; private set; } = [];
     public SwarmNode Manager => Nodes[0];
-    public string? SkipReason { get; private set; }
-    public Exception? SetupError { get; private set; }
-    public FixtureLog Log { get; private set; } = null!;
     /// <summary>Size of the plugin rootfs (KiB) as assemble-rootfs.sh built it.</summary>
     public long RootfsKiB { get; private set; }
     /// <summary>Per node: `docker plugin enable` until the plugin's socket answers GetCapabilities.</summary>
@@ -52,33 +41,12 @@ public abstract partial class SwarmLab : IAsyncLifetime
 
     public SwarmNode this[int index] => Nodes[index - 1];
 
-    public static string Script => Path.Combine(AppContext.BaseDirectory, "Infrastructure", "multihost.sh");
+    protected override string? EnvironmentSkipReason() => ManagedPluginHost.EnvironmentSkipReason();
 
-    public async Task InitializeAsync()
-    {
-        SkipReason = ManagedPluginHost.EnvironmentSkipReason();
-        if (SkipReason is null && !File.Exists("/usr/bin/etcd") && !File.Exists("/usr/local/bin/etcd"))
-            SkipReason = "etcd missing (apt-get install etcd-server)";
-        if (SkipReason is not null)
-            return;
-        try
-        {
-            await SetUpAsync();
-        }
-        catch (Exception e)
-        {
-            SetupError = e;
-        }
-    }
+    protected override bool NeedsEtcd => true;
 
-    private async Task SetUpAsync()
+    protected override async Task BuildAsync()
     {
-        await RunScriptAsync("sweep", Prefix);
-        Directory.CreateDirectory(Dir);
-        File.WriteAllText(Path.Combine(Dir, "owner"), Environment.ProcessId.ToString());
-        Log = new FixtureLog(Path.Combine(Dir, "fixture.log"));
-        await RunScriptAsync("net-up", Dir, UnderlayK.ToString(), NodeCount.ToString());
-        storeHttp = MultiHostNetns.HttpClient("/run/netns/" + StoreNetns, TimeSpan.FromSeconds(10));
         Nodes = Enumerable.Range(1, NodeCount).Select(i => new SwarmNode(this, i)).ToList();
         var pluginDir = Path.Combine(Dir, "plugin");
         await Task.WhenAll(
@@ -125,19 +93,7 @@ public abstract partial class SwarmLab : IAsyncLifetime
     }
 
     /// <summary>Every key in etcd with its value (as text), read from inside the store namespace.</summary>
-    public async Task<IReadOnlyDictionary<string, string>> StoreKeysAsync()
-    {
-        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        var request = new JsonObject { ["key"] = "AA==", ["range_end"] = "AA==" }; // "\0".."\0": the whole keyspace
-        var response = await storeHttp!.PostAsync($"http://{StoreIp}:2379/v3/kv/range", new StringContent(request.ToJsonString()));
-        response.EnsureSuccessStatusCode();
-        foreach (var kv in JsonNode.Parse(await response.Content.ReadAsStringAsync())?["kvs"]?.AsArray() ?? [])
-            result[Decode(kv?["key"])] = Decode(kv?["value"]);
-        return result;
-
-        static string Decode(JsonNode? node) =>
-            node?.GetValue<string>() is { } b64 ? Encoding.UTF8.GetString(Convert.FromBase64String(b64)) : "";
-    }
+    public async Task<IReadOnlyDictionary<string, string>> StoreKeysAsync() => await EtcdKeysAsync();
 
     /// <summary>Call first in every test: skips when the machine cannot run it, fails with the set-up error.</summary>
     public void RequireReady()
@@ -148,20 +104,10 @@ public abstract partial class SwarmLab : IAsyncLifetime
                 string.Join('\n', Nodes.Select(n => $"{n.Name} plugin log:\n{n.PluginLogTail(15)}")), SetupError);
     }
 
-    public async Task<CommandResult> RunScriptAsync(params string[] args)
-    {
-        var result = await Shell.RunAsync("/bin/bash", [Script, .. args], TimeSpan.FromSeconds(150));
-        Log?.Write($"{result.Command} -> {result.ExitCode}{(result.Ok ? "" : ": " + result.Stderr.Trim())}");
-        return result.EnsureOk();
-    }
+    private readonly List<string> _pluginIds = [];
 
-    public async Task DisposeAsync()
+    protected override async Task BeforeTeardownAsync()
     {
-        if (SkipReason is not null)
-            return;
-        if (Environment.GetEnvironmentVariable("SKEIN_KEEP_TESTHOST") == "1")
-            return;
-        var pluginIds = new List<string>();
         if (Log is not null)
         {
             // services and swarm networks go with the manager's state; leaving first keeps the plugins answering
@@ -169,12 +115,14 @@ public abstract partial class SwarmLab : IAsyncLifetime
                 if ((await node.DockerAsync("info", "-f", "{{.Swarm.LocalNodeState}}")).Stdout.Trim() is { Length: > 0 } state && state != "inactive")
                     await node.DockerAsync("swarm", "leave", "--force");
             foreach (var node in Nodes)
-                pluginIds.AddRange(await node.RemovePluginsAsync());
+                _pluginIds.AddRange(await node.RemovePluginsAsync());
         }
-        await Shell.RunAsync("/bin/bash", [Script, "teardown", Dir], TimeSpan.FromSeconds(180));
-        storeHttp?.Dispose();
+    }
+
+    protected override Task AfterTeardownAsync()
+    {
         // a plugin killed with its dockerd leaves its cgroups (named by the plugin id) behind
-        foreach (var id in pluginIds.Distinct())
+        foreach (var id in _pluginIds.Distinct())
             foreach (var cgroup in Directory.EnumerateDirectories("/sys/fs/cgroup", id, new EnumerationOptions { RecurseSubdirectories = true, MaxRecursionDepth = 4, IgnoreInaccessible = true }))
                 try
                 {
@@ -183,6 +131,7 @@ public abstract partial class SwarmLab : IAsyncLifetime
                 catch (IOException)
                 {
                 }
+        return Task.CompletedTask;
     }
 
     [GeneratedRegex(@"assemble-rootfs: (\d+) KiB")]
