@@ -265,6 +265,10 @@ public sealed partial class IpamService
             if (borrowed is not null)
                 return borrowed;
         }
+        // The cached blocks may be older than the store (the collector freed a dead node's slots in a block this node
+        // holds): re-read once before calling the pool exhausted.
+        if (!cache.JustRead)
+            throw new StaleStateException();
         throw SkeinException.Conflict($"{NoAddresses}: every address of {window} in pool {id} is taken");
     }
 

@@ -102,6 +102,10 @@ public sealed partial class IpamService : IDisposable
                 _pools.TryRemove(poolKey, out _);
                 throw;
             }
+            finally
+            {
+                cache.JustRead = false;
+            }
         }
     }
 
@@ -110,6 +114,7 @@ public sealed partial class IpamService : IDisposable
         if (_pools.TryGetValue(poolKey, out var cached))
             return cached;
         var cache = await ReadPoolAsync(space, pool, poolKey, ct).ConfigureAwait(false);
+        cache.JustRead = true;
         _pools[poolKey] = cache;
         return cache;
     }

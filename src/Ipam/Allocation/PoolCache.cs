@@ -28,6 +28,9 @@ internal sealed class PoolCache(string space, IpPrefix pool, string poolKey, lon
     public PoolRecord Record { get; set; } = record;
     public int BlockLength => Record.BlockLen;
     public SortedDictionary<UInt128, CachedBlock> Blocks { get; } = [];
+    /// <summary>True while the request that read this cache from the store is still using it.</summary>
+    public bool JustRead { get; set; }
+
     /// <summary>Indexes of blocks known to exist (anyone's); null until first listed.</summary>
     public HashSet<UInt128>? ExistingBlocks { get; set; }
 
