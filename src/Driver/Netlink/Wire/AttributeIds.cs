@@ -125,3 +125,45 @@ internal enum NeighborAttribute : ushort
     InterfaceIndex = 8,
     Master = 9,
 }
+
+/// <summary>TCA_* (top level of qdisc and filter messages, linux/rtnetlink.h).</summary>
+internal enum TrafficControlAttribute : ushort
+{
+    Kind = 1,
+    Options = 2,
+    Chain = 11,
+    IngressBlock = 13,
+    EgressBlock = 14,
+}
+
+/// <summary>TCA_U32_* inside TCA_OPTIONS of a u32 filter (linux/pkt_cls.h).</summary>
+internal enum U32Attribute : ushort
+{
+    ClassId = 1,
+    Hash = 2,
+    Link = 3,
+    Divisor = 4,
+    Selector = 5,
+    Actions = 7,
+    Flags = 11,
+}
+
+/// <summary>The slots of an action list (TCA_U32_ACT and the like): attribute n is the action of order n.</summary>
+internal enum ActionSlot : ushort
+{
+    First = 1,
+}
+
+/// <summary>TCA_ACT_* inside one action (linux/pkt_cls.h).</summary>
+internal enum ActionAttribute : ushort
+{
+    Kind = 1,
+    Options = 2,
+    Index = 3,
+}
+
+/// <summary>TCA_MIRRED_* inside TCA_ACT_OPTIONS of a mirred action.</summary>
+internal enum MirredAttribute : ushort
+{
+    Parameters = 2,
+}

@@ -77,3 +77,69 @@ internal struct NeighborMessageHeader
 
     public const int Size = 12;
 }
+
+/// <summary>struct tcmsg (linux/rtnetlink.h): the header of qdisc and filter messages.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TrafficControlMessageHeader
+{
+    public byte Family;
+    public byte Padding1;
+    public ushort Padding2;
+    /// <summary>The device, or <see cref="MagicBlockIndex"/> when <see cref="Parent"/> names a shared filter block.</summary>
+    public int Index;
+    public uint Handle;
+    /// <summary>The parent qdisc or class; the block index when <see cref="Index"/> is the block magic (tcm_block_index).</summary>
+    public uint Parent;
+    /// <summary>For filters: priority in the upper 16 bits, protocol (network byte order) in the lower.</summary>
+    public uint Info;
+
+    public const int Size = 20;
+    public const int MagicBlockIndex = unchecked((int)0xFFFFFFFF);   // TCM_IFINDEX_MAGIC_BLOCK
+}
+
+/// <summary>struct tc_u32_sel (linux/pkt_cls.h) without its trailing keys.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct U32Selector
+{
+    public byte Flags;
+    public byte OffsetShift;
+    public byte KeyCount;
+    public byte Padding;
+    public ushort OffsetMask;      // big-endian in the kernel struct; skein leaves it 0
+    public ushort Offset;
+    public short OffsetOffset;
+    public short HashOffset;
+    public uint HashMask;          // big-endian; 0
+
+    public const int Size = 16;
+    public const byte Terminal = 1;  // TC_U32_TERMINAL: a leaf that runs its actions
+}
+
+/// <summary>struct tc_u32_key: 32 bits of packet at <see cref="Offset"/> (from the network header) under a mask.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct U32Key
+{
+    public uint Mask;              // big-endian
+    public uint Value;             // big-endian
+    public int Offset;
+    public int OffsetMask;
+
+    public const int Size = 16;
+}
+
+/// <summary>struct tc_mirred (linux/tc_act/tc_mirred.h), tc_gen included.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct MirredParameters
+{
+    public uint Index;
+    public uint Capabilities;
+    public int Action;
+    public int ReferenceCount;
+    public int BindCount;
+    public int MirredAction;
+    public uint TargetIndex;
+
+    public const int Size = 28;
+    public const int ActionStolen = 4;   // TC_ACT_STOLEN: the packet is consumed by the redirect
+    public const int EgressRedirect = 1; // TCA_EGRESS_REDIR
+}

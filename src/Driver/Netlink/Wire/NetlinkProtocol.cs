@@ -21,6 +21,12 @@ internal enum MessageType : ushort
     NewNeighbor = 28,
     DeleteNeighbor = 29,
     GetNeighbor = 30,
+    NewQdisc = 36,
+    DeleteQdisc = 37,
+    GetQdisc = 38,
+    NewFilter = 44,
+    DeleteFilter = 45,
+    GetFilter = 46,
 }
 
 /// <summary>nlmsg_flags (NLM_F_*). Some bits mean different things for GET and NEW requests, as in the kernel header.</summary>

@@ -1,0 +1,59 @@
+using System.Net.NetworkInformation;
+
+namespace Skein.Driver.Netlink;
+
+/// <summary>
+/// Where tc filters hang: the ingress hook of one device's clsact qdisc, or a shared filter block (tc block
+/// sharing, Linux 4.16+) that several devices' clsact ingress hooks point at, so one filter serves them all.
+/// </summary>
+public readonly record struct FilterAttachment
+{
+    private FilterAttachment(int deviceIndex, uint blockIndex)
+    {
+        DeviceIndex = deviceIndex;
+        BlockIndex = blockIndex;
+    }
+
+    /// <summary>The device whose clsact ingress hook holds the filters; 0 for a block.</summary>
+    public int DeviceIndex { get; }
+
+    /// <summary>The shared block holding the filters; 0 for a device.</summary>
+    public uint BlockIndex { get; }
+
+    public bool IsBlock => BlockIndex != 0;
+
+    public static FilterAttachment Ingress(int deviceIndex) => deviceIndex > 0
+        ? new(deviceIndex, 0)
+        : throw new ArgumentOutOfRangeException(nameof(deviceIndex), deviceIndex, "a device index is positive");
+
+    public static FilterAttachment Block(uint blockIndex) => blockIndex is > 0 and < uint.MaxValue
+        ? new(0, blockIndex)
+        : throw new ArgumentOutOfRangeException(nameof(blockIndex), blockIndex, "a block index is between 1 and 2^32-2");
+
+    public override string ToString() => IsBlock ? $"block {BlockIndex}" : $"ingress of link {DeviceIndex}";
+}
+
+/// <summary>A device's clsact qdisc as the kernel reports it; <see cref="IngressBlock"/> is 0 when ingress is not shared.</summary>
+public sealed record ClsactQdisc(int DeviceIndex, uint IngressBlock);
+
+/// <summary>
+/// A u32 filter that matches frames by destination MAC and redirects them to the egress of
+/// <see cref="TargetIndex"/> (mirred), past everything between (a bridge, its netfilter hooks).
+/// A filter of another shape found in a dump has <see cref="DestinationMac"/> or <see cref="TargetIndex"/> null.
+/// </summary>
+public sealed record MacRedirectFilter(PhysicalAddress? DestinationMac, int? TargetIndex)
+{
+    /// <summary>The filter's priority (tc's "pref"); filters of one priority form one u32 classifier.</summary>
+    public ushort Priority { get; init; } = 1;
+
+    /// <summary>The EtherType the filter applies to (host order); skein's match every protocol (ETH_P_ALL).</summary>
+    public ushort Protocol { get; init; } = AllProtocols;
+
+    public const ushort AllProtocols = 0x0003;
+
+    /// <summary>The kernel's handle for the filter (800::N); 0 on a new filter lets the kernel choose.</summary>
+    public uint Handle { get; init; }
+
+    /// <summary>The classifier kind ("u32" for those skein writes).</summary>
+    public string Kind { get; init; } = "u32";
+}
