@@ -44,7 +44,10 @@ public sealed partial class BridgeDriver
         }
 
         if (_cluster is not null)
+        {
             await _cluster.PublishOrDeferAsync(network, _endpoints[endpointId], ct).ConfigureAwait(false);
+            ReportLocalPorts(network);
+        }
 
         string? gateway = null, gatewayIPv6 = null;
         if (!network.Internal)
@@ -74,7 +77,10 @@ public sealed partial class BridgeDriver
         await _state.PutEndpointAsync(left, ct).ConfigureAwait(false);
         _endpoints[endpointId] = left;
         if (_cluster is not null && _networks.TryGetValue(networkId, out var network))
+        {
             await _cluster.UnpublishAsync(network, left, ct).ConfigureAwait(false);
+            ReportLocalPorts(network);
+        }
         return new EmptyResponse();
     }
 

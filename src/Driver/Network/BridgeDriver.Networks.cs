@@ -169,6 +169,7 @@ public sealed partial class BridgeDriver
             Internal = options.Internal,
             EnableIPv6 = enableIPv6,
             InterContainerConnectivity = options.InterContainerConnectivity,
+            BridgeBypass = options.BridgeBypass,
             IPv4Subnets = v4Subnets,
             IPv6Subnets = v6Subnets,
             IPv4Gateways = v4Gateways,

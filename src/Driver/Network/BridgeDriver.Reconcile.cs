@@ -67,6 +67,9 @@ public sealed partial class BridgeDriver
             }
         }
 
+        foreach (var network in _networks.Values.Where(n => n.IsCluster))
+            ReportLocalPorts(network);
+
         var owned = new HashSet<string>(StringComparer.Ordinal);
         foreach (var network in _networks.Values)
         {

@@ -1,3 +1,4 @@
+using System.Net.NetworkInformation;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Skein.Driver.Firewall;
@@ -7,6 +8,7 @@ using Skein.Driver.Network.Protocol;
 using Skein.Driver.Network.Setup;
 using Skein.Driver.Network.State;
 using Skein.Driver.Overlay.Control;
+using Skein.Driver.Overlay.Dataplane;
 using Skein.Ipam.Allocation;
 
 namespace Skein.Driver.Network;
@@ -101,6 +103,18 @@ public sealed partial class BridgeDriver
         }
         _cluster.MarkConflicted(conflicted.Distinct());
         await BestEffortAsync("publishing endpoints held back until the journal replay", () => _cluster.RetryDeferredAsync(ct)).ConfigureAwait(false);
+    }
+
+    /// <summary>Tells the cluster control plane which endpoints of a cluster network are joined here (the bridge bypass follows).</summary>
+    private void ReportLocalPorts(NetworkRecord network)
+    {
+        if (_cluster is null || !network.IsCluster)
+            return;
+        var ports = _endpoints.Values
+            .Where(e => e.NetworkId == network.NetworkId && e.Joined)
+            .Select(e => new LocalPort(e.HostVeth, PhysicalAddress.Parse(e.MacAddress)))
+            .ToList();
+        _cluster.SetLocalPorts(network, ports);
     }
 
     public IReadOnlyCollection<NetworkRecord> Networks => _networks.Values.OrderBy(n => n.CreatedAt).ToList();

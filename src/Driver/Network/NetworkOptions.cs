@@ -6,7 +6,7 @@ using static Skein.Driver.Network.RequestValidation;
 namespace Skein.Driver.Network;
 
 /// <summary>What CreateNetwork's option bag asks for (plugin-protocol §2.3), read strictly.</summary>
-public sealed record NetworkOptions(bool EnableIPv6, bool EnableIPv4, bool Internal, int Mtu, bool InterContainerConnectivity, IReadOnlyDictionary<string, string> Generic)
+public sealed record NetworkOptions(bool EnableIPv6, bool EnableIPv4, bool Internal, int Mtu, bool InterContainerConnectivity, bool BridgeBypass, IReadOnlyDictionary<string, string> Generic)
 {
     public const string GenericKey = "com.docker.network.generic";
     public const string EnableIPv6Key = "com.docker.network.enable_ipv6";
@@ -15,6 +15,8 @@ public sealed record NetworkOptions(bool EnableIPv6, bool EnableIPv4, bool Inter
     public const string MtuKey = "com.docker.network.driver.mtu";
     public const string SkeinMtuKey = "skein.mtu";
     public const string IccKey = "com.docker.network.bridge.enable_icc";
+    /// <summary>Whether cross-host unicast may skip the bridge on multi-host networks (default true; see README).</summary>
+    public const string BridgeBypassKey = "skein.bridge-bypass";
 
     /// <summary>Docker's bridge default; the host's own MTU does not matter to a bridge without an uplink.</summary>
     public const int DefaultMtu = 1500;
@@ -36,7 +38,14 @@ public sealed record NetworkOptions(bool EnableIPv6, bool EnableIPv4, bool Inter
         var icc = true;
         if (generic.TryGetValue(IccKey, out var iccText))
             icc = ParseBoolText(iccText, $"option {IccKey}");
-        return new NetworkOptions(enableIPv6, enableIPv4, isInternal, mtu, icc, generic);
+        var bypass = icc;
+        if (generic.TryGetValue(BridgeBypassKey, out var bypassText))
+        {
+            bypass = ParseBoolText(bypassText, $"option {BridgeBypassKey}");
+            if (bypass && !icc)
+                throw SkeinException.Invalid($"option {BridgeBypassKey}=true needs inter-container connectivity: with {IccKey}=false every frame between containers must cross the bridge's DROP rules");
+        }
+        return new NetworkOptions(enableIPv6, enableIPv4, isInternal, mtu, icc, bypass, generic);
     }
 
     private static Dictionary<string, string> ParseGeneric(JsonElement element)

@@ -159,6 +159,12 @@ public sealed class PluginHostTests
         public IReadOnlyList<Neighbor> ListNeighbors(int index) => inner.ListNeighbors(index);
         public void ReplaceNeighbor(Neighbor neighbor) => inner.ReplaceNeighbor(neighbor);
         public bool DeleteNeighbor(Neighbor neighbor) => inner.DeleteNeighbor(neighbor);
+        public IReadOnlyList<ClsactQdisc> ListClsactQdiscs() => inner.ListClsactQdiscs();
+        public void AddClsactQdisc(int index, uint ingressBlock) => inner.AddClsactQdisc(index, ingressBlock);
+        public bool DeleteClsactQdisc(int index) => inner.DeleteClsactQdisc(index);
+        public IReadOnlyList<MacRedirectFilter> ListFilters(FilterAttachment at) => inner.ListFilters(at);
+        public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter) => inner.AddMacRedirect(at, filter);
+        public bool DeleteFilter(FilterAttachment at, MacRedirectFilter filter) => inner.DeleteFilter(at, filter);
         public void Dispose() => inner.Dispose();
     }
 }

@@ -50,5 +50,11 @@ public sealed class FaultyKernel(IHostKernel inner) : IHostKernel
     public IReadOnlyList<Neighbor> ListNeighbors(int index) => inner.ListNeighbors(index);
     public void ReplaceNeighbor(Neighbor neighbor) { Check(nameof(ReplaceNeighbor), NameOf(neighbor.Index)); inner.ReplaceNeighbor(neighbor); }
     public bool DeleteNeighbor(Neighbor neighbor) { Check(nameof(DeleteNeighbor), NameOf(neighbor.Index)); return inner.DeleteNeighbor(neighbor); }
+    public IReadOnlyList<ClsactQdisc> ListClsactQdiscs() { Check(nameof(ListClsactQdiscs), null); return inner.ListClsactQdiscs(); }
+    public void AddClsactQdisc(int index, uint ingressBlock) { Check(nameof(AddClsactQdisc), NameOf(index)); inner.AddClsactQdisc(index, ingressBlock); }
+    public bool DeleteClsactQdisc(int index) { Check(nameof(DeleteClsactQdisc), NameOf(index)); return inner.DeleteClsactQdisc(index); }
+    public IReadOnlyList<MacRedirectFilter> ListFilters(FilterAttachment at) { Check(nameof(ListFilters), at.ToString()); return inner.ListFilters(at); }
+    public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter) { Check(nameof(AddMacRedirect), at.ToString()); inner.AddMacRedirect(at, filter); }
+    public bool DeleteFilter(FilterAttachment at, MacRedirectFilter filter) { Check(nameof(DeleteFilter), at.ToString()); return inner.DeleteFilter(at, filter); }
     public void Dispose() => inner.Dispose();
 }

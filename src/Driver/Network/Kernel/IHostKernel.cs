@@ -49,6 +49,20 @@ public interface IHostKernel : IDisposable
     void ReplaceNeighbor(Neighbor neighbor);
     /// <summary>False when no such entry existed.</summary>
     bool DeleteNeighbor(Neighbor neighbor);
+
+    // The bridge bypass of multi-host networks (Overlay/Dataplane/OverlayDataplane.Bypass.cs): tc clsact and
+    // destination-MAC redirect filters.
+
+    /// <summary>Every link's clsact qdisc, from one dump.</summary>
+    IReadOnlyList<ClsactQdisc> ListClsactQdiscs();
+    /// <summary>Adds a clsact qdisc whose ingress runs shared block <paramref name="ingressBlock"/> (0: its own filters).</summary>
+    void AddClsactQdisc(int index, uint ingressBlock);
+    /// <summary>False when the link had no clsact qdisc.</summary>
+    bool DeleteClsactQdisc(int index);
+    IReadOnlyList<MacRedirectFilter> ListFilters(FilterAttachment at);
+    void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter);
+    /// <summary>False when no such filter existed.</summary>
+    bool DeleteFilter(FilterAttachment at, MacRedirectFilter filter);
 }
 
 /// <summary>The real kernel, through one rtnetlink handle opened in the programmed namespace.</summary>
@@ -127,6 +141,39 @@ public sealed class RtNetlinkKernel(RtNetlink handle) : IHostKernel
         try
         {
             handle.DeleteNeighbor(neighbor);
+            return true;
+        }
+        catch (NetlinkException ex) when (ex.IsNotFound)
+        {
+            return false;
+        }
+    }
+
+    public IReadOnlyList<ClsactQdisc> ListClsactQdiscs() => handle.ListClsactQdiscs();
+    public void AddClsactQdisc(int index, uint ingressBlock) => handle.AddClsactQdisc(index, ingressBlock);
+
+    public bool DeleteClsactQdisc(int index)
+    {
+        try
+        {
+            handle.DeleteClsactQdisc(index);
+            return true;
+        }
+        catch (NetlinkException ex) when (ex.IsNotFound || ex.Errno == Errnos.EINVAL)
+        {
+            // The kernel answers EINVAL ("Cannot find specified qdisc on specified device") when there is none.
+            return false;
+        }
+    }
+
+    public IReadOnlyList<MacRedirectFilter> ListFilters(FilterAttachment at) => handle.ListFilters(at);
+    public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter) => handle.AddMacRedirect(at, filter);
+
+    public bool DeleteFilter(FilterAttachment at, MacRedirectFilter filter)
+    {
+        try
+        {
+            handle.DeleteFilter(at, filter);
             return true;
         }
         catch (NetlinkException ex) when (ex.IsNotFound)

@@ -14,6 +14,12 @@ public sealed record NetworkRecord
     public required bool EnableIPv6 { get; init; }
     /// <summary>False when `-o com.docker.network.bridge.enable_icc=false` asked to isolate containers from each other.</summary>
     public bool InterContainerConnectivity { get; init; } = true;
+    /// <summary>
+    /// Cluster networks: unicast between local and remote containers skips the bridge (tc redirects between the
+    /// veths and the VXLAN device, OverlayDataplane.Bypass). Off with `-o skein.bridge-bypass=false`, and never used
+    /// without inter-container connectivity, whose DROP rules live on the bridge path.
+    /// </summary>
+    public bool BridgeBypass { get; init; } = true;
     /// <summary>Pools as the IPAM answered them: "10.50.0.0/16".</summary>
     public required IReadOnlyList<string> IPv4Subnets { get; init; }
     public required IReadOnlyList<string> IPv6Subnets { get; init; }
@@ -40,7 +46,7 @@ public sealed record NetworkRecord
     /// <summary>True when a repeated CreateNetwork describes the same network (a retry), not a different one.</summary>
     public bool SameSettingsAs(NetworkRecord other) =>
         NetworkId == other.NetworkId && BridgeName == other.BridgeName && Mtu == other.Mtu && Internal == other.Internal
-        && EnableIPv6 == other.EnableIPv6 && InterContainerConnectivity == other.InterContainerConnectivity
+        && EnableIPv6 == other.EnableIPv6 && InterContainerConnectivity == other.InterContainerConnectivity && BridgeBypass == other.BridgeBypass
         && IPv4Subnets.SequenceEqual(other.IPv4Subnets) && IPv6Subnets.SequenceEqual(other.IPv6Subnets)
         && IPv4Gateways.SequenceEqual(other.IPv4Gateways) && IPv6Gateways.SequenceEqual(other.IPv6Gateways);
 }

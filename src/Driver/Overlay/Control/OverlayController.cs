@@ -44,6 +44,8 @@ public sealed class OverlayController : IAsyncDisposable
         public PeerWatcher Watcher { get; } = watcher;
         /// <summary>Null until the first view was applied: the filter is left as it is while any network's peers are unknown.</summary>
         public IReadOnlyCollection<IPAddress>? RemoteVteps { get; set; }
+        /// <summary>The last view the watcher delivered, for the bridge bypass when the local ports change.</summary>
+        public PeerView? LastView { get; set; }
     }
 
     private readonly IClusterStore _store;
@@ -62,6 +64,9 @@ public sealed class OverlayController : IAsyncDisposable
     private readonly ConcurrentDictionary<string, (NetworkRecord Network, EndpointRecord Endpoint)> _deferred = new(StringComparer.Ordinal);
     /// <summary>Registry departures that failed (store down at DeleteNetwork): Docker network id → logical name.</summary>
     private readonly ConcurrentDictionary<string, string> _pendingLeaves = new(StringComparer.Ordinal);
+    /// <summary>Logical network → its joined local ports, as the bridge driver last reported them.</summary>
+    private readonly ConcurrentDictionary<string, IReadOnlyCollection<LocalPort>> _localPorts = new(StringComparer.Ordinal);
+    private readonly Lock _bypassGate = new();
     private IReadOnlyList<IPAddress>? _firewallPeers;
     private bool _firewallRemoved;
     private IClusterPresence? _presence;
@@ -191,7 +196,46 @@ public sealed class OverlayController : IAsyncDisposable
             _log.LogWarning("cluster network {Net}: {Failed} peer entr(ies) could not be programmed; the next change or reconciliation retries",
                 participation.Network.ClusterNetwork, result.Failed);
         participation.RemoteVteps = view.RemoteVteps;
+        participation.LastView = view;
         UpdateUnderlayFirewall();
+        SyncBypass(participation);
+    }
+
+    /// <summary>
+    /// The bridge driver's report of a cluster network's joined endpoints on this host (after Join, Leave and each
+    /// reconciliation): the bridge bypass follows it at once, with the peers of the last view.
+    /// </summary>
+    public void SetLocalPorts(NetworkRecord network, IReadOnlyCollection<LocalPort> ports)
+    {
+        if (network.ClusterNetwork is not { } net)
+            return;
+        _localPorts[net] = ports;
+        if (_byNet.TryGetValue(net, out var participation) && participation.Network.NetworkId == network.NetworkId)
+            SyncBypass(participation);
+    }
+
+    /// <summary>Whether a network's cross-host unicast skips the bridge: never without inter-container connectivity.</summary>
+    public static bool BypassEnabled(NetworkRecord network) => network.InterContainerConnectivity && network.BridgeBypass;
+
+    /// <summary>The bypass is an optimisation: a failure is logged, frames take the bridge, and the next sync retries.</summary>
+    private void SyncBypass(Participation participation)
+    {
+        var ports = _localPorts.GetValueOrDefault(participation.Network.ClusterNetwork!) ?? [];
+        lock (_bypassGate)
+        {
+            try
+            {
+                var result = _dataplane.ApplyBypass(participation.Device, ports, participation.LastView, BypassEnabled(participation.Network));
+                if (result.Failed > 0)
+                    _log.LogWarning("cluster network {Net}: {Failed} bridge bypass change(s) failed; those frames take the bridge until the next reconciliation",
+                        participation.Network.ClusterNetwork, result.Failed);
+            }
+            catch (Exception ex) when (ex is SkeinException or Netlink.NetlinkException or Netlink.NetlinkTransportException)
+            {
+                _log.LogWarning("cluster network {Net}: bridge bypass not applied: {Error}", participation.Network.ClusterNetwork,
+                    Network.Kernel.KernelFailure.Describe(ex) ?? ex.Message);
+            }
+        }
     }
 
     /// <summary>VXLAN is accepted only from the union of every network's remote VTEPs (decisions #17).</summary>
@@ -419,6 +463,7 @@ public sealed class OverlayController : IAsyncDisposable
         if (_byNet.TryGetValue(net, out var participation) && participation.Network.NetworkId == network.NetworkId)
         {
             _byNet.TryRemove(net, out _);
+            _localPorts.TryRemove(net, out _);
             await participation.Watcher.DisposeAsync().ConfigureAwait(false);
         }
         await Step($"withdrawing this host's peers of cluster network '{net}'", async () =>

@@ -12,6 +12,7 @@ public interface IOverlayDataplane
     void EnsureDevice(OverlayDevice device);
     bool RemoveDevice(string vxlanName);
     PeerSyncResult Apply(OverlayDevice device, PeerView desired);
+    BypassSyncResult ApplyBypass(OverlayDevice device, IReadOnlyCollection<LocalPort> locals, PeerView? peers, bool enabled);
     int DefaultMtu(IPAddress localVtep);
 }
 
@@ -22,6 +23,8 @@ public sealed class KernelOverlayDataplane(IHostKernel kernel, ILogger log) : IO
     public void EnsureDevice(OverlayDevice device) => _dataplane.EnsureDevice(device);
     public bool RemoveDevice(string vxlanName) => _dataplane.RemoveDevice(vxlanName);
     public PeerSyncResult Apply(OverlayDevice device, PeerView desired) => _dataplane.Apply(device, desired);
+    public BypassSyncResult ApplyBypass(OverlayDevice device, IReadOnlyCollection<LocalPort> locals, PeerView? peers, bool enabled) =>
+        _dataplane.ApplyBypass(device, locals, peers, enabled);
     public int DefaultMtu(IPAddress localVtep) => OverlayDataplane.DefaultMtu(kernel, localVtep);
 }
 

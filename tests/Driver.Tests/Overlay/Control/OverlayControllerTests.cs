@@ -161,6 +161,39 @@ public sealed class OverlayControllerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_bridge_bypass_follows_both_the_local_ports_and_the_remote_view_and_stays_off_without_icc()
+    {
+        await using var controller = Controller();
+        var network = await CreateAsync(controller, "net1");
+        controller.EnsureDevice(network);
+        controller.Track(network);
+        await controller.StartAsync(new FakePresence(), [network], [], default);
+
+        var port = new LocalPort("skve1", System.Net.NetworkInformation.PhysicalAddress.Parse("02-00-00-00-00-01"));
+        controller.SetLocalPorts(network, [port]);
+        var call = _dataplane.LastBypass!;
+        Assert.True(call.Enabled);
+        Assert.Equal(network.VxlanName, call.Vxlan);
+        Assert.Equal([port], call.Locals);
+
+        // A remote endpoint arrives: the bypass is re-applied with the ports reported before and the new view.
+        await _inner.PutAsync(_keys.PeerNode("blue", "host-b"), """{"vtep":"192.0.2.2","incarnation":3}"""u8.ToArray(), Precondition.None, false, default);
+        await _inner.PutAsync(_keys.PeerEndpoint("blue", "host-b", "e9"), """{"ip4":"10.20.0.9","mac":"02:00:00:00:00:09"}"""u8.ToArray(), Precondition.None, false, default);
+        await WaitAsync(() => _dataplane.LastBypass?.Peers?.Endpoints.Count == 1, "the remote endpoint should reach the bypass");
+        Assert.Equal([port], _dataplane.LastBypass!.Locals);
+
+        // Leave: no ports, the remote view kept.
+        controller.SetLocalPorts(network, []);
+        Assert.Empty(_dataplane.LastBypass!.Locals);
+        Assert.Single(_dataplane.LastBypass.Peers!.Endpoints);
+
+        // Without inter-container connectivity (or with skein.bridge-bypass=false) the bypass is asked to be off.
+        Assert.False(OverlayController.BypassEnabled(network with { InterContainerConnectivity = false }));
+        Assert.False(OverlayController.BypassEnabled(network with { BridgeBypass = false }));
+        Assert.True(OverlayController.BypassEnabled(network));
+    }
+
+    [Fact]
     public async Task A_store_outage_defers_publication_and_registry_departure_until_the_reconciler_retries()
     {
         await using var controller = Controller();
@@ -238,7 +271,15 @@ public sealed class OverlayControllerTests : IAsyncLifetime
             return default;
         }
         public int DefaultMtu(IPAddress localVtep) => 1450;
+        public volatile BypassCall? LastBypass;
+        public BypassSyncResult ApplyBypass(OverlayDevice device, IReadOnlyCollection<LocalPort> locals, PeerView? peers, bool enabled)
+        {
+            LastBypass = new BypassCall(device.VxlanName, locals.ToList(), peers, enabled);
+            return default;
+        }
     }
+
+    private sealed record BypassCall(string Vxlan, IReadOnlyList<LocalPort> Locals, PeerView? Peers, bool Enabled);
 
     private sealed class RecordingUnderlay : IUnderlayFirewall
     {
