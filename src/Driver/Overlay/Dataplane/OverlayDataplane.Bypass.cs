@@ -39,6 +39,11 @@ public sealed partial class OverlayDataplane
     /// <summary>The shared filter block of a network's local ports: one per VNI (tc block indexes are per namespace).</summary>
     public static uint BypassBlock(int vni) => (uint)vni;
 
+    /// <summary>Why this kernel cannot bypass (no clsact, u32 or mirred), once a change found out; null until then.</summary>
+    public string? BypassUnsupported => _bypassUnsupported;
+
+    private volatile string? _bypassUnsupported;
+
     /// <summary>
     /// Level-triggered: makes the bypass of <paramref name="device"/> exactly what <paramref name="locals"/> and
     /// <paramref name="peers"/> ask for (or, when <paramref name="enabled"/> is false, removes it), from one dump of
@@ -49,6 +54,8 @@ public sealed partial class OverlayDataplane
     {
         Validate(device);
         ArgumentNullException.ThrowIfNull(locals);
+        if (_bypassUnsupported is not null)
+            return default;
         var links = kernel.ListLinks();
         var vxlan = links.FirstOrDefault(l => l.Name == device.VxlanName);
         var bridge = links.FirstOrDefault(l => l.Name == device.BridgeName);
@@ -57,7 +64,7 @@ public sealed partial class OverlayDataplane
 
         var qdiscs = kernel.ListClsactQdiscs().ToDictionary(q => q.DeviceIndex);
         var block = BypassBlock(device.Vni);
-        var changes = new Changes(device.VxlanName, log);
+        var changes = new Changes(device.VxlanName, log, Unsupported);
 
         // Local ports: the veth must exist and sit on this network's bridge (a port in the middle of a Join or a
         // Delete is skipped; the next sync takes it). A MAC on two ports is ambiguous and gets no bypass.
@@ -166,11 +173,28 @@ public sealed partial class OverlayDataplane
         }
     }
 
+    /// <summary>
+    /// A kernel without the clsact qdisc, the u32 classifier or the mirred action answers ENOENT or EOPNOTSUPP to
+    /// the first add: say so once and stop trying; every frame takes the bridge, as without the bypass.
+    /// </summary>
+    private bool Unsupported(NetlinkException ex)
+    {
+        if (ex.Errno is not (Errnos.ENOENT or Errnos.EOPNOTSUPP))
+            return false;
+        if (_bypassUnsupported is null)
+        {
+            _bypassUnsupported = KernelFailure.Describe(ex) ?? ex.Message;
+            log.LogWarning("bridge bypass: this kernel cannot redirect with tc (needs the clsact qdisc, the u32 classifier and the mirred action): {Error}; cross-host traffic takes the bridge",
+                _bypassUnsupported);
+        }
+        return true;
+    }
+
     private static string Describe(MacRedirectFilter filter) =>
         $"{(filter.DestinationMac is { } mac ? DesiredPeerState.Format(mac) : filter.Kind)} → {(filter.TargetIndex is { } t ? $"link {t}" : "?")}";
 
     /// <summary>Runs and counts changes; a refused one is logged and counted, and the rest still run.</summary>
-    private sealed class Changes(string vxlanName, ILogger log)
+    private sealed class Changes(string vxlanName, ILogger log, Func<NetlinkException, bool> unsupported)
     {
         private int _added, _removed;
 
@@ -193,6 +217,11 @@ public sealed partial class OverlayDataplane
             {
                 if (change()) counter++;
                 return true;
+            }
+            catch (NetlinkException ex) when (verb == "add" && unsupported(ex))
+            {
+                Failed++;
+                return false;
             }
             catch (Exception ex) when (ex is NetlinkException or NetlinkTransportException or ArgumentException)
             {

@@ -99,6 +99,25 @@ public class BridgeBypassKernelTests
         Assert.Empty(net.ListFilters(FilterAttachment.Ingress(vxlan)));
     }
 
+    [SkippableFact]
+    public void A_kernel_without_tc_redirects_is_reported_once_and_then_left_alone()
+    {
+        Skip.IfNot(NetNs.IsSupported, NetNs.SkipReason);
+        using var lab = new OverlayLab();
+        var a = lab.A;
+        a.Dataplane.EnsureDevice(a.Device);
+        // As a kernel built without sch_ingress answers the first clsact (EOPNOTSUPP here; ENOENT there).
+        var faulty = new FaultyKernel(a.Kernel) { FailWhen = (operation, _) => operation == nameof(FaultyKernel.AddClsactQdisc) };
+        var dataplane = new OverlayDataplane(faulty, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var first = dataplane.ApplyBypass(a.Device, [new LocalPort(LocalVeth, a.ContainerMac)], lab.B.View, enabled: true);
+        Assert.True(first.Failed >= 1, first.ToString());
+        Assert.NotNull(dataplane.BypassUnsupported);
+        int failures = faulty.Failures;
+        Assert.Equal(default, dataplane.ApplyBypass(a.Device, [new LocalPort(LocalVeth, a.ContainerMac)], lab.B.View, enabled: true));
+        Assert.Equal(failures, faulty.Failures);
+        Assert.DoesNotContain("clsact", a.Ns.Exec("tc", "qdisc", "show"));
+    }
+
     private static BypassSyncResult Bypass(Host local, Host remote, bool enabled) =>
         local.Dataplane.ApplyBypass(local.Device, [new LocalPort(LocalVeth, local.ContainerMac)], remote.View, enabled);
 }
