@@ -73,6 +73,9 @@ public sealed partial class MultiHostScope(MultiHostLab lab) : IAsyncDisposable
     public async Task<string> IPv6Async(LabContainer c) =>
         await c.Host.DockerOkAsync("inspect", "-f", $"{{{{(index .NetworkSettings.Networks \"{c.Network}\").GlobalIPv6Address}}}}", c.Name);
 
+    public async Task<string> MacAsync(LabContainer c) =>
+        await c.Host.DockerOkAsync("inspect", "-f", $"{{{{(index .NetworkSettings.Networks \"{c.Network}\").MacAddress}}}}", c.Name);
+
     /// <summary>Pings from inside a container, retrying for a while (peers propagate through the store, DAD settles).</summary>
     public async Task<bool> PingsAsync(LabContainer from, string address, int seconds = 10)
     {
