@@ -41,37 +41,44 @@ public sealed partial class IpamService
             var journaled = await RequestFromJournalAsync(id, mac!, wanted, ct).ConfigureAwait(false);
             return new RequestAddressResponse { Address = Cidr(journaled, id.Pool), Data = [] };
         }
-        if (!endpoint && HasJournalFor(id.Space, id.Pool))
-            throw new SkeinException(ErrorKind.Unavailable, $"pool {id} has changes made while the cluster store was unreachable ({_outageCause}) that are not written back yet; only endpoint addresses are handed out meanwhile");
-        IPAddress address;
+        if (!endpoint)
+        {
+            if (HasJournalFor(id.Space, id.Pool))
+                throw new SkeinException(ErrorKind.Unavailable, $"pool {id} has changes made while the cluster store was unreachable ({_outageCause}) that are not written back yet; only endpoint addresses are handed out meanwhile");
+            var address = await WithPoolAsync(id.Space, id.Pool, cache => RequestInPoolAsync(cache, id, gateway, mac, wanted, ct), ct).ConfigureAwait(false);
+            return new RequestAddressResponse { Address = Cidr(address, id.Pool), Data = [] };
+        }
+
+        IPAddress? stored;
         try
         {
-            address = await RequestFromStoreAsync(id, gateway, mac, wanted, ct).ConfigureAwait(false);
+            stored = await RequestEndpointFromStoreAsync(id, mac!, wanted, ct).ConfigureAwait(false);
         }
-        catch (SkeinException e) when (endpoint && CanJournal && IsOutage(e))
+        catch (SkeinException e) when (CanJournal && IsOutage(e))
         {
             EnterOutage(e);
-            address = await RequestFromJournalAsync(id, mac!, wanted, ct).ConfigureAwait(false);
+            stored = null;
         }
-        return new RequestAddressResponse { Address = Cidr(address, id.Pool), Data = [] };
+        var endpointAddress = stored ?? await RequestFromJournalAsync(id, mac!, wanted, ct).ConfigureAwait(false);
+        return new RequestAddressResponse { Address = Cidr(endpointAddress, id.Pool), Data = [] };
     }
 
-    private Task<IPAddress> RequestFromStoreAsync(PoolId id, bool gateway, string? mac, IPAddress? wanted, CancellationToken ct) =>
-        WithPoolAsync(id.Space, id.Pool, async cache =>
+    /// <summary>One request against the loaded pool, written on its own (endpoint requests usually go in groups).</summary>
+    private async Task<IPAddress> RequestInPoolAsync(PoolCache cache, PoolId id, bool gateway, string? mac, IPAddress? wanted, CancellationToken ct)
+    {
+        CheckSubPoolKnown(cache, id);
+        if (gateway)
+            return await RequestGatewayAsync(cache, id, wanted, ct).ConfigureAwait(false);
+        if (wanted is not null)
         {
-            CheckSubPoolKnown(cache, id);
-            if (gateway)
-                return await RequestGatewayAsync(cache, id, wanted, ct).ConfigureAwait(false);
-            if (wanted is not null)
-            {
-                var slot = mac is null
-                    ? new SlotRecord { Kind = SlotKinds.Aux, Node = SlotKinds.AnyNode, Ts = NowSeconds() }
-                    : new SlotRecord { Kind = SlotKinds.Container, Node = _node, State = SlotKinds.Pending, Mac = mac, Ts = NowSeconds() };
-                await PlaceSlotAsync(cache, id, wanted, slot, existing => IsSameRequest(existing, slot), poolUpdate: null, ct).ConfigureAwait(false);
-                return wanted;
-            }
-            return await AllocateDynamicAsync(cache, id, mac, ct).ConfigureAwait(false);
-        }, ct);
+            var slot = mac is null
+                ? new SlotRecord { Kind = SlotKinds.Aux, Node = SlotKinds.AnyNode, Ts = NowSeconds() }
+                : ContainerSlot(mac);
+            await PlaceSlotAsync(cache, id, wanted, slot, existing => IsSameRequest(existing, slot), poolUpdate: null, ct).ConfigureAwait(false);
+            return wanted;
+        }
+        return await AllocateDynamicAsync(cache, id, mac, ct).ConfigureAwait(false);
+    }
 
     /// <summary>A slot already holding the address satisfies a repeat of the same request.</summary>
     private bool IsSameRequest(SlotRecord existing, SlotRecord wanted) => wanted.Kind switch
@@ -153,12 +160,9 @@ public sealed partial class IpamService
     private async Task PlaceSlotAsync(PoolCache cache, PoolId id, IPAddress address, SlotRecord slot,
         Func<SlotRecord, bool> isRepeat, PoolRecord? poolUpdate, CancellationToken ct)
     {
+        RefuseReserved(cache, address);
         var blockCidr = cache.BlockOf(address, out var index);
         int ordinal = (int)blockCidr.OrdinalOf(address);
-        UInt128 poolOrdinal = cache.PoolOrdinalOfBlockStart(blockCidr) + (UInt128)ordinal;
-        if (BlockGeometry.IsReserved(cache.Pool, poolOrdinal))
-            throw SkeinException.Conflict($"{AddressInUse}: {IpAddressText.Format(address)} is the {(poolOrdinal == 0 ? "network" : "broadcast")} address of {cache.Pool}");
-
         string blockKey = _keys.Block(cache.Space, cache.Pool, blockCidr);
         CachedBlock? mine = cache.Blocks.GetValueOrDefault(index);
         (BlockRecord Value, long Version)? current = mine is not null
@@ -180,11 +184,7 @@ public sealed partial class IpamService
             written = WithSlot(existing.Value, ordinal, slot) with { W = token };
             if (slot.Kind == SlotKinds.Container && existing.Value.Owner != _node)
             {
-                // A static address in a block this node does not own: record it as borrowed, so the
-                // collector finds the slot through this node's affinity entries if the node dies.
-                var borrowers = existing.Value.Borrowers ?? [];
-                if (!borrowers.Contains(_node))
-                    written = written with { Borrowers = [.. borrowers, _node] };
+                written = WithBorrower(written);
                 if (mine is null)
                     ops.Add(AffinityPut(cache, blockCidr, borrowed: true, token, Precondition.None));
             }
@@ -231,6 +231,38 @@ public sealed partial class IpamService
         }
     }
 
+    private static void RefuseReserved(PoolCache cache, IPAddress address)
+    {
+        var blockCidr = cache.BlockOf(address, out _);
+        UInt128 poolOrdinal = cache.PoolOrdinalOfBlockStart(blockCidr) + blockCidr.OrdinalOf(address);
+        if (BlockGeometry.IsReserved(cache.Pool, poolOrdinal))
+            throw SkeinException.Conflict($"{AddressInUse}: {IpAddressText.Format(address)} is the {(poolOrdinal == 0 ? "network" : "broadcast")} address of {cache.Pool}");
+    }
+
+    /// <summary>
+    /// A static address in a block this node does not own is recorded as borrowed, so the collector finds the slot
+    /// through this node's affinity entries if the node dies.
+    /// </summary>
+    private BlockRecord WithBorrower(BlockRecord block)
+    {
+        var borrowers = block.Borrowers ?? [];
+        return borrowers.Contains(_node) ? block : block with { Borrowers = [.. borrowers, _node] };
+    }
+
+    /// <summary>The address this node holds, not yet bound, for the MAC in its cached blocks: a retried request.</summary>
+    private static IPAddress? PendingAddressOf(PoolCache cache, string node, string mac)
+    {
+        foreach (var block in cache.Blocks.Values)
+        {
+            foreach (var (ordinal, held) in block.Record.Slots)
+            {
+                if (held.Kind == SlotKinds.Container && held.Node == node && held.Mac == mac && held.State != SlotKinds.Bound)
+                    return block.Cidr.AddressAt((UInt128)ordinal);
+            }
+        }
+        return null;
+    }
+
     /// <summary>
     /// A dynamic address, in this order: the address this MAC already holds (a retried call); the
     /// lowest free, unquarantined address of the window, taken from this node's blocks or by
@@ -241,17 +273,8 @@ public sealed partial class IpamService
     private async Task<IPAddress> AllocateDynamicAsync(PoolCache cache, PoolId id, string? mac, CancellationToken ct)
     {
         var window = id.Window;
-        if (mac is not null)
-        {
-            foreach (var block in cache.Blocks.Values)
-            {
-                foreach (var (ordinal, held) in block.Record.Slots)
-                {
-                    if (held.Kind == SlotKinds.Container && held.Node == _node && held.Mac == mac && held.State != SlotKinds.Bound)
-                        return block.Cidr.AddressAt((UInt128)ordinal);
-                }
-            }
-        }
+        if (mac is not null && PendingAddressOf(cache, _node, mac) is { } repeat)
+            return repeat;
 
         var (best, oldestFreed) = PickFree(cache, window, NowSeconds(), ownedOnly: false);
         var claimed = await ClaimLowerBlockAsync(cache, id, mac, best?.Block.Index, ct).ConfigureAwait(false);
@@ -336,22 +359,12 @@ public sealed partial class IpamService
         UInt128 end = belowIndex is { } below ? UInt128.Min(below, firstIndex + blockCount) : firstIndex + blockCount;
         if (firstIndex >= end)
             return null;
-        if (cache.ExistingBlocks is null)
-        {
-            var (keys, _) = await _store.ListAsync(_keys.BlocksOf(cache.Space, cache.Pool), keysOnly: true, ct).ConfigureAwait(false);
-            var existing = new HashSet<UInt128>();
-            foreach (var key in keys)
-            {
-                if (IpPrefix.TryParseKeySegment(StoreKeys.LastSegment(key.Key), out var cidr) && cache.Pool.Contains(cidr) && cidr.Length == cache.BlockLength)
-                    existing.Add(cache.Pool.BlockIndexOf(cidr.Network, cache.BlockLength));
-            }
-            cache.ExistingBlocks = existing;
-        }
+        var existingBlocks = await ExistingBlocksAsync(cache, ct).ConfigureAwait(false);
 
-        int budget = cache.ExistingBlocks.Count + _options.MaxCasAttempts;
+        int budget = existingBlocks.Count + _options.MaxCasAttempts;
         for (UInt128 index = firstIndex; index < end && budget > 0; index++)
         {
-            if (cache.ExistingBlocks.Contains(index) || cache.Blocks.ContainsKey(index))
+            if (existingBlocks.Contains(index) || cache.Blocks.ContainsKey(index))
             {
                 budget--;
                 continue;
@@ -375,13 +388,13 @@ public sealed partial class IpamService
             {
                 if (result.FailedOpIndex == 1)
                 {
-                    cache.ExistingBlocks.Add(index); // another node claimed it first: try the next block
+                    existingBlocks.Add(index); // another node claimed it first: try the next block
                     budget--;
                     continue;
                 }
                 throw new StaleStateException();
             }
-            cache.ExistingBlocks.Add(index);
+            existingBlocks.Add(index);
             if (result.NewVersions[1] == 0)
                 _pools.TryRemove(cache.PoolKey, out _);
             else
@@ -389,6 +402,22 @@ public sealed partial class IpamService
             return blockCidr.AddressAt((UInt128)ordinal);
         }
         return null;
+    }
+
+    /// <summary>Indexes of the pool's blocks that exist (anyone's): listed once per cache, then kept up to date.</summary>
+    private async Task<HashSet<UInt128>> ExistingBlocksAsync(PoolCache cache, CancellationToken ct)
+    {
+        if (cache.ExistingBlocks is { } known)
+            return known;
+        var (keys, _) = await _store.ListAsync(_keys.BlocksOf(cache.Space, cache.Pool), keysOnly: true, ct).ConfigureAwait(false);
+        var existing = new HashSet<UInt128>();
+        foreach (var key in keys)
+        {
+            if (IpPrefix.TryParseKeySegment(StoreKeys.LastSegment(key.Key), out var cidr) && cache.Pool.Contains(cidr) && cidr.Length == cache.BlockLength)
+                existing.Add(cache.Pool.BlockIndexOf(cidr.Network, cache.BlockLength));
+        }
+        cache.ExistingBlocks = existing;
+        return existing;
     }
 
     /// <summary>Near exhaustion: one free address from a block another node owns, recorded as borrowed.</summary>

@@ -75,6 +75,12 @@ public sealed partial class IpamService : IDisposable
     {
         string poolKey = _keys.Pool(space, pool);
         using var held = await _poolLocks.AcquireAsync(poolKey, ct).ConfigureAwait(false);
+        return await WithLockedPoolAsync(space, pool, poolKey, work, ct).ConfigureAwait(false);
+    }
+
+    /// <summary><see cref="WithPoolAsync"/> for a caller that already holds the pool's lock.</summary>
+    private async Task<T> WithLockedPoolAsync<T>(string space, IpPrefix pool, string poolKey, Func<PoolCache, Task<T>> work, CancellationToken ct)
+    {
         for (int attempt = 1; ; attempt++)
         {
             var cache = await LoadPoolAsync(space, pool, poolKey, ct).ConfigureAwait(false);
