@@ -42,12 +42,48 @@ public sealed partial class RtNetlink
         return qdiscs;
     }
 
-    /// <summary>Adds a u32 destination-MAC filter with a mirred egress redirect; the kernel chooses the handle unless one is given.</summary>
-    public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter)
+    /// <summary>
+    /// Adds a u32 destination-MAC filter with a mirred egress redirect; the kernel chooses the handle unless one is
+    /// given. With a <paramref name="hashTable"/> (see <see cref="AddU32HashTable"/>) the filter goes into the bucket of
+    /// the MAC's last byte, so a lookup walks one bucket instead of every filter.
+    /// </summary>
+    public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter, uint hashTable = 0)
     {
         TrafficControlMessages.Validate(at, filter);
+        RequireTable(hashTable, allowZero: true);
         Span<byte> buffer = stackalloc byte[RequestBufferSize];
-        _socket.Execute($"add tc filter {filter.DestinationMac} → link {filter.TargetIndex} on {at}", TrafficControlMessages.AddMacRedirect(buffer, at, filter));
+        _socket.Execute($"add tc filter {filter.DestinationMac} → link {filter.TargetIndex} on {at}", TrafficControlMessages.AddMacRedirect(buffer, at, filter, hashTable));
+    }
+
+    /// <summary>
+    /// Adds a 256-bucket u32 hash table <paramref name="table"/> (a handle like 0x00100000, "1:") at
+    /// <paramref name="priority"/>, and the node in the root table that hashes every frame into it by the last byte of
+    /// its destination MAC: the layout <see cref="AddMacRedirect"/> fills.
+    /// </summary>
+    public void AddMacHashTable(FilterAttachment at, ushort priority, uint table)
+    {
+        if (at == default) throw new ArgumentException("a filter needs a device ingress or a block to attach to", nameof(at));
+        if (priority == 0) throw new ArgumentOutOfRangeException(nameof(priority), priority, "give a priority 1..65535");
+        RequireTable(table, allowZero: false);
+        Span<byte> buffer = stackalloc byte[RequestBufferSize];
+        _socket.Execute($"add u32 hash table {table >> 20:x}: on {at}", TrafficControlMessages.AddHashTable(buffer, at, priority, table, 256));
+        _socket.Execute($"add u32 link to table {table >> 20:x}: on {at}", TrafficControlMessages.AddMacHashLink(buffer, at, priority, table));
+    }
+
+    /// <summary>Deletes every filter of one priority and protocol, tables and all.</summary>
+    public void DeleteFilterPriority(FilterAttachment at, ushort priority, ushort protocol = MacRedirectFilter.AllProtocols)
+    {
+        if (at == default) throw new ArgumentException("filters live on a device ingress or a block", nameof(at));
+        if (priority == 0) throw new ArgumentOutOfRangeException(nameof(priority), priority, "priority 0 would delete every filter of the hook");
+        Span<byte> buffer = stackalloc byte[RequestBufferSize];
+        _socket.Execute($"delete tc filters of pref {priority} on {at}", TrafficControlMessages.DeletePriority(buffer, at, priority, protocol));
+    }
+
+    private static void RequireTable(uint table, bool allowZero)
+    {
+        if (table == 0 && allowZero) return;
+        if (table == 0 || (table & 0x000F_FFFF) != 0 || table >> 20 == 0x800)
+            throw new ArgumentOutOfRangeException(nameof(table), $"0x{table:x}", "a u32 table handle has only its upper 12 bits set, and 800: is the root table");
     }
 
     /// <summary>Deletes one filter by priority and handle (as a dump reported them).</summary>

@@ -39,7 +39,9 @@ public sealed record ClsactQdisc(int DeviceIndex, uint IngressBlock);
 /// <summary>
 /// A u32 filter that matches frames by destination MAC and redirects them to the egress of
 /// <see cref="TargetIndex"/> (mirred), past everything between (a bridge, its netfilter hooks).
-/// A filter of another shape found in a dump has <see cref="DestinationMac"/> or <see cref="TargetIndex"/> null.
+/// A dump also reports the u32 classifier's other objects: hash tables (<see cref="Divisor"/> set) and nodes that
+/// link to one (<see cref="LinkTo"/> set); a filter of any other shape has <see cref="DestinationMac"/> or
+/// <see cref="TargetIndex"/> null.
 /// </summary>
 public sealed record MacRedirectFilter(PhysicalAddress? DestinationMac, int? TargetIndex)
 {
@@ -56,4 +58,22 @@ public sealed record MacRedirectFilter(PhysicalAddress? DestinationMac, int? Tar
 
     /// <summary>The classifier kind ("u32" for those skein writes).</summary>
     public string Kind { get; init; } = "u32";
+
+    /// <summary>On a u32 hash table (which matches nothing itself): its number of buckets.</summary>
+    public uint? Divisor { get; init; }
+
+    /// <summary>On a u32 node that sends packets on to a hash table: that table's handle.</summary>
+    public uint? LinkTo { get; init; }
+
+    /// <summary>On a link node: true when it matches every frame and picks the bucket by the destination MAC's last byte.</summary>
+    public bool HashesLastMacByte { get; init; }
+
+    /// <summary>The hash table a u32 handle belongs to (its upper 12 bits, as a table handle).</summary>
+    public static uint TableOf(uint handle) => handle & 0xFFF0_0000;
+
+    /// <summary>The bucket of a u32 node handle (bits 12..19).</summary>
+    public static int BucketOf(uint handle) => (int)((handle >> 12) & 0xFF);
+
+    /// <summary>True for a node (a match) rather than a hash table: the low 12 bits are set.</summary>
+    public static bool IsNode(uint handle) => (handle & 0xFFF) != 0;
 }

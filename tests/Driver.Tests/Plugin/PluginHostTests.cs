@@ -163,7 +163,9 @@ public sealed class PluginHostTests
         public void AddClsactQdisc(int index, uint ingressBlock) => inner.AddClsactQdisc(index, ingressBlock);
         public bool DeleteClsactQdisc(int index) => inner.DeleteClsactQdisc(index);
         public IReadOnlyList<MacRedirectFilter> ListFilters(FilterAttachment at) => inner.ListFilters(at);
-        public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter) => inner.AddMacRedirect(at, filter);
+        public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter, uint hashTable) => inner.AddMacRedirect(at, filter, hashTable);
+        public void AddMacHashTable(FilterAttachment at, ushort priority, uint table) => inner.AddMacHashTable(at, priority, table);
+        public bool DeleteFilterPriority(FilterAttachment at, ushort priority, ushort protocol) => inner.DeleteFilterPriority(at, priority, protocol);
         public bool DeleteFilter(FilterAttachment at, MacRedirectFilter filter) => inner.DeleteFilter(at, filter);
         public void Dispose() => inner.Dispose();
     }

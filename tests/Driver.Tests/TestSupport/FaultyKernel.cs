@@ -54,7 +54,9 @@ public sealed class FaultyKernel(IHostKernel inner) : IHostKernel
     public void AddClsactQdisc(int index, uint ingressBlock) { Check(nameof(AddClsactQdisc), NameOf(index)); inner.AddClsactQdisc(index, ingressBlock); }
     public bool DeleteClsactQdisc(int index) { Check(nameof(DeleteClsactQdisc), NameOf(index)); return inner.DeleteClsactQdisc(index); }
     public IReadOnlyList<MacRedirectFilter> ListFilters(FilterAttachment at) { Check(nameof(ListFilters), at.ToString()); return inner.ListFilters(at); }
-    public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter) { Check(nameof(AddMacRedirect), at.ToString()); inner.AddMacRedirect(at, filter); }
+    public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter, uint hashTable) { Check(nameof(AddMacRedirect), at.ToString()); inner.AddMacRedirect(at, filter, hashTable); }
+    public void AddMacHashTable(FilterAttachment at, ushort priority, uint table) { Check(nameof(AddMacHashTable), at.ToString()); inner.AddMacHashTable(at, priority, table); }
+    public bool DeleteFilterPriority(FilterAttachment at, ushort priority, ushort protocol) { Check(nameof(DeleteFilterPriority), at.ToString()); return inner.DeleteFilterPriority(at, priority, protocol); }
     public bool DeleteFilter(FilterAttachment at, MacRedirectFilter filter) { Check(nameof(DeleteFilter), at.ToString()); return inner.DeleteFilter(at, filter); }
     public void Dispose() => inner.Dispose();
 }

@@ -27,6 +27,7 @@ internal static class TrafficControlMessages
     private const int MacLowOffset = -12;
     private const uint MacHighMask = 0x0000_FFFF;
     private const uint MacLowMask = 0xFFFF_FFFF;
+    private const uint LastByteMask = 0x0000_00FF;
 
     public static Span<byte> AddClsact(Span<byte> buffer, int index, uint ingressBlock)
     {
@@ -55,7 +56,56 @@ internal static class TrafficControlMessages
         return message.Finish();
     }
 
-    public static Span<byte> AddMacRedirect(Span<byte> buffer, FilterAttachment at, MacRedirectFilter filter)
+    /// <summary>
+    /// A u32 hash table of <paramref name="divisor"/> buckets (`tc filter add … handle T: u32 divisor N`); nodes reach
+    /// it only through a link node.
+    /// </summary>
+    public static Span<byte> AddHashTable(Span<byte> buffer, FilterAttachment at, ushort priority, uint table, uint divisor)
+    {
+        var message = new MessageWriter(buffer, MessageType.NewFilter, MessageFlags.Request | MessageFlags.Ack | MessageFlags.Create | MessageFlags.Exclusive);
+        message.WriteFixed(Header(at, priority, MacRedirectFilter.AllProtocols, table));
+        var attributes = message.Attributes<TrafficControlAttribute>();
+        attributes.WriteString(TrafficControlAttribute.Kind, U32);
+        using (var options = attributes.BeginNest<U32Attribute>(TrafficControlAttribute.Options))
+            options.WriteUInt32(U32Attribute.Divisor, divisor);
+        return message.Finish();
+    }
+
+    /// <summary>
+    /// A node in the root table that matches every frame and continues in <paramref name="table"/> at the bucket of the
+    /// destination MAC's last byte (`u32 ht 800:: match u8 0 0 hashkey mask 0x000000ff at -12 link T:`).
+    /// </summary>
+    public static Span<byte> AddMacHashLink(Span<byte> buffer, FilterAttachment at, ushort priority, uint table)
+    {
+        var message = new MessageWriter(buffer, MessageType.NewFilter, MessageFlags.Request | MessageFlags.Ack | MessageFlags.Create | MessageFlags.Exclusive);
+        message.WriteFixed(Header(at, priority, MacRedirectFilter.AllProtocols, 0));
+        var attributes = message.Attributes<TrafficControlAttribute>();
+        attributes.WriteString(TrafficControlAttribute.Kind, U32);
+        using (var options = attributes.BeginNest<U32Attribute>(TrafficControlAttribute.Options))
+        {
+            options.WriteUInt32(U32Attribute.Link, table);
+            Span<byte> selector = stackalloc byte[U32Selector.Size + U32Key.Size];
+            selector.Clear();
+            var header = new U32Selector { KeyCount = 1, HashOffset = MacLowOffset, HashMask = BigEndian(LastByteMask) };
+            MemoryMarshal.Write(selector, in header);
+            options.Write(U32Attribute.Selector, selector);
+        }
+        return message.Finish();
+    }
+
+    /// <summary>Deletes every filter of one priority (the whole u32 classifier, its tables included).</summary>
+    public static Span<byte> DeletePriority(Span<byte> buffer, FilterAttachment at, ushort priority, ushort protocol)
+    {
+        var message = new MessageWriter(buffer, MessageType.DeleteFilter, MessageFlags.Request | MessageFlags.Ack);
+        message.WriteFixed(Header(at, priority, protocol, 0));
+        return message.Finish();
+    }
+
+    /// <summary>
+    /// A destination-MAC node; with a nonzero <paramref name="hashTable"/> it goes into that table's bucket of the MAC's
+    /// last byte (TCA_U32_HASH), where a link node made by <see cref="AddMacHashLink"/> finds it.
+    /// </summary>
+    public static Span<byte> AddMacRedirect(Span<byte> buffer, FilterAttachment at, MacRedirectFilter filter, uint hashTable = 0)
     {
         var message = new MessageWriter(buffer, MessageType.NewFilter, MessageFlags.Request | MessageFlags.Ack | MessageFlags.Create | MessageFlags.Exclusive);
         message.WriteFixed(Header(at, filter.Priority, filter.Protocol, filter.Handle));
@@ -65,6 +115,8 @@ internal static class TrafficControlMessages
         {
             Span<byte> selector = stackalloc byte[U32Selector.Size + 2 * U32Key.Size];
             WriteMacSelector(selector, filter.DestinationMac!);
+            if (hashTable != 0)
+                options.WriteUInt32(U32Attribute.Hash, MacRedirectFilter.TableOf(hashTable) | (uint)filter.DestinationMac!.GetAddressBytes()[5] << 12);
             options.Write(U32Attribute.Selector, selector);
             using var actions = options.BeginNest<ActionSlot>(U32Attribute.Actions);
             using var action = actions.BeginNest<ActionAttribute>(ActionSlot.First);
@@ -172,7 +224,8 @@ internal static class TrafficControlMessages
         string? kind = null;
         PhysicalAddress? mac = null;
         int? target = null;
-        bool hasSelector = false;
+        uint? divisor = null, link = null;
+        bool hasSelector = false, hashesLastMacByte = false;
         var reader = message.Attributes<TrafficControlMessageHeader, TrafficControlAttribute>();
         while (reader.Next(out var id, out var value))
         {
@@ -189,6 +242,15 @@ internal static class TrafficControlMessages
                     {
                         hasSelector = true;
                         mac = DecodeMacSelector(optionValue);
+                        hashesLastMacByte = IsLastMacByteHash(optionValue);
+                    }
+                    else if (option == U32Attribute.Divisor)
+                    {
+                        divisor = AttributeValue.UInt32(optionValue);
+                    }
+                    else if (option == U32Attribute.Link)
+                    {
+                        link = AttributeValue.UInt32(optionValue);
                     }
                     else if (option == U32Attribute.Actions)
                     {
@@ -197,13 +259,17 @@ internal static class TrafficControlMessages
                 }
             }
         }
-        if (kind is null || header.Handle == 0 || kind == U32 && !hasSelector) return false;
+        // The classifier's head reports handle 0; a table reports a divisor and no selector.
+        if (kind is null || header.Handle == 0 || kind == U32 && !hasSelector && divisor is null) return false;
         filter = new MacRedirectFilter(mac, target)
         {
             Priority = (ushort)(header.Info >> 16),
             Protocol = BinaryPrimitives.ReverseEndianness((ushort)header.Info),
             Handle = header.Handle,
             Kind = kind,
+            Divisor = hasSelector ? null : divisor,
+            LinkTo = link,
+            HashesLastMacByte = link is not null && hashesLastMacByte,
         };
         return true;
     };
@@ -224,6 +290,16 @@ internal static class TrafficControlMessages
         BinaryPrimitives.WriteUInt16BigEndian(bytes, (ushort)BigEndian(high.Value));
         BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(2), BigEndian(low.Value));
         return new PhysicalAddress(bytes);
+    }
+
+    /// <summary>True for skein's link selector: one match-all key, bucket from the low byte of the word at -12.</summary>
+    internal static bool IsLastMacByteHash(ReadOnlySpan<byte> value)
+    {
+        if (value.Length < U32Selector.Size + U32Key.Size) return false;
+        var selector = MemoryMarshal.Read<U32Selector>(value);
+        var key = MemoryMarshal.Read<U32Key>(value[U32Selector.Size..]);
+        return selector.KeyCount == 1 && selector.HashOffset == MacLowOffset && BigEndian(selector.HashMask) == LastByteMask
+            && key.Mask == 0 && key.OffsetMask == 0;
     }
 
     /// <summary>The target of a lone mirred egress redirect, else null.</summary>

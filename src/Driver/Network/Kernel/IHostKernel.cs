@@ -60,9 +60,14 @@ public interface IHostKernel : IDisposable
     /// <summary>False when the link had no clsact qdisc.</summary>
     bool DeleteClsactQdisc(int index);
     IReadOnlyList<MacRedirectFilter> ListFilters(FilterAttachment at);
-    void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter);
+    /// <summary>With a nonzero <paramref name="hashTable"/>, into that table's bucket for the MAC's last byte.</summary>
+    void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter, uint hashTable);
+    /// <summary>A 256-bucket table keyed on the destination MAC's last byte, with the root node that links to it.</summary>
+    void AddMacHashTable(FilterAttachment at, ushort priority, uint table);
     /// <summary>False when no such filter existed.</summary>
     bool DeleteFilter(FilterAttachment at, MacRedirectFilter filter);
+    /// <summary>False when there were no filters of that priority.</summary>
+    bool DeleteFilterPriority(FilterAttachment at, ushort priority, ushort protocol);
 }
 
 /// <summary>The real kernel, through one rtnetlink handle opened in the programmed namespace.</summary>
@@ -167,7 +172,21 @@ public sealed class RtNetlinkKernel(RtNetlink handle) : IHostKernel
     }
 
     public IReadOnlyList<MacRedirectFilter> ListFilters(FilterAttachment at) => handle.ListFilters(at);
-    public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter) => handle.AddMacRedirect(at, filter);
+    public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter, uint hashTable) => handle.AddMacRedirect(at, filter, hashTable);
+    public void AddMacHashTable(FilterAttachment at, ushort priority, uint table) => handle.AddMacHashTable(at, priority, table);
+
+    public bool DeleteFilterPriority(FilterAttachment at, ushort priority, ushort protocol)
+    {
+        try
+        {
+            handle.DeleteFilterPriority(at, priority, protocol);
+            return true;
+        }
+        catch (NetlinkException ex) when (ex.IsNotFound)
+        {
+            return false;
+        }
+    }
 
     public bool DeleteFilter(FilterAttachment at, MacRedirectFilter filter)
     {

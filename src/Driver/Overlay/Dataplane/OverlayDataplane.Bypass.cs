@@ -140,7 +140,12 @@ public sealed partial class OverlayDataplane
         return added;
     }
 
-    /// <summary>Makes the filters at <paramref name="at"/> exactly one redirect per wanted MAC; stale or foreign ones go first.</summary>
+    /// <summary>
+    /// Makes the filters at <paramref name="at"/> exactly one redirect per wanted MAC, in a 256-bucket u32 table keyed on
+    /// the MAC's last byte (so a frame is compared with the few MACs of its bucket, not with every one), reached from
+    /// the root table by one link node. A layout that is not exactly that is rebuilt; stale and foreign filters go
+    /// first, so a MAC moved to another port is never matched twice.
+    /// </summary>
     private void SyncFilters(Changes changes, FilterAttachment at, Dictionary<PhysicalAddress, int> wanted)
     {
         IReadOnlyList<MacRedirectFilter> present;
@@ -154,11 +159,33 @@ public sealed partial class OverlayDataplane
             log.LogWarning("bridge bypass: could not list the filters on {At}: {Error}", at, KernelFailure.Describe(ex) ?? ex.Message);
             return;
         }
-        var kept = new HashSet<PhysicalAddress>();
-        foreach (var filter in present)
+
+        // Whole priorities that are not skein's u32 layout go at once (a u32 classifier's tables cannot go one by one).
+        var ours = present.Where(f => f.Priority == BypassPriority && f.Kind == "u32" && f.Protocol == MacRedirectFilter.AllProtocols).ToList();
+        foreach (var (priority, protocol) in present.Except(ours).Select(f => (f.Priority, f.Protocol)).Distinct())
+            changes.Remove($"filters of pref {priority} on {at}", () => kernel.DeleteFilterPriority(at, priority, protocol));
+        if (ours.Count > 0 && !IsMacTableLayout(ours))
         {
-            if (filter.Priority == BypassPriority && filter.DestinationMac is { } mac && wanted.TryGetValue(mac, out var target)
-                && filter.TargetIndex == target && kept.Add(mac))
+            changes.Remove($"filters of pref {BypassPriority} on {at} (not skein's layout)",
+                () => kernel.DeleteFilterPriority(at, BypassPriority, MacRedirectFilter.AllProtocols));
+            ours.Clear();
+        }
+        if (ours.Count == 0)
+        {
+            if (!changes.Add($"MAC hash table on {at}", () => kernel.AddMacHashTable(at, BypassPriority, MacTable)))
+                return;
+        }
+        else
+        {
+            changes.Unchanged++;
+        }
+
+        var kept = new HashSet<PhysicalAddress>();
+        foreach (var filter in ours.Where(f => f.Divisor is null && f.LinkTo is null))
+        {
+            if (filter.DestinationMac is { } mac && wanted.TryGetValue(mac, out var target) && filter.TargetIndex == target
+                && MacRedirectFilter.TableOf(filter.Handle) == MacTable && MacRedirectFilter.BucketOf(filter.Handle) == mac.GetAddressBytes()[5]
+                && kept.Add(mac))
             {
                 changes.Unchanged++;
                 continue;
@@ -169,8 +196,23 @@ public sealed partial class OverlayDataplane
         {
             if (kept.Contains(mac)) continue;
             var filter = new MacRedirectFilter(mac, target) { Priority = BypassPriority };
-            changes.Add($"filter {Describe(filter)} on {at}", () => kernel.AddMacRedirect(at, filter));
+            changes.Add($"filter {Describe(filter)} on {at}", () => kernel.AddMacRedirect(at, filter, MacTable));
         }
+    }
+
+    /// <summary>The u32 table skein's MAC filters live in ("1:"); the root table is 800:.</summary>
+    public const uint MacTable = 0x0010_0000;
+
+    private const uint RootTable = 0x8000_0000;
+
+    /// <summary>Only the root table, skein's 256-bucket table, and one node linking the one to the other by the MAC's last byte.</summary>
+    private static bool IsMacTableLayout(List<MacRedirectFilter> filters)
+    {
+        var tables = filters.Where(f => f.Divisor is not null).ToList();
+        var links = filters.Where(f => f.LinkTo is not null).ToList();
+        return tables.All(t => t.Handle == RootTable || t.Handle == MacTable && t.Divisor == 256)
+            && tables.Any(t => t.Handle == MacTable)
+            && links is [{ HashesLastMacByte: true } link] && link.LinkTo == MacTable && MacRedirectFilter.TableOf(link.Handle) == RootTable;
     }
 
     /// <summary>

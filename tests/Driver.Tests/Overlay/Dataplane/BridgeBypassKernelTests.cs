@@ -29,10 +29,11 @@ public class BridgeBypassKernelTests
             host.Dataplane.Apply(host.Device, other.View);
         }
 
-        // clsact on the VXLAN device + its filter for the local MAC, clsact on the veth (block) + the remote MAC's filter.
-        Assert.Equal(new BypassSyncResult(4, 0, 0, 0), Bypass(a, b, enabled: true));
-        Assert.Equal(new BypassSyncResult(4, 0, 0, 0), Bypass(b, a, enabled: true));
-        Assert.Equal(new BypassSyncResult(0, 0, 4, 0), Bypass(a, b, enabled: true));
+        // clsact on the VXLAN device + its MAC table + its filter for the local MAC; clsact on the veth (block) + the
+        // block's MAC table + the remote MAC's filter.
+        Assert.Equal(new BypassSyncResult(6, 0, 0, 0), Bypass(a, b, enabled: true));
+        Assert.Equal(new BypassSyncResult(6, 0, 0, 0), Bypass(b, a, enabled: true));
+        Assert.Equal(new BypassSyncResult(0, 0, 6, 0), Bypass(a, b, enabled: true));
         Assert.Contains($"Egress Redirect to device {Vxlan}", a.Ns.Exec("tc", "filter", "show", "block", Vni.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         Assert.Contains($"Egress Redirect to device {LocalVeth}", a.Ns.Exec("tc", "filter", "show", "dev", Vxlan, "ingress"));
 
@@ -68,36 +69,52 @@ public class BridgeBypassKernelTests
         using var lab = new OverlayLab();
         var (a, b) = (lab.A, lab.B);
         a.Dataplane.EnsureDevice(a.Device);
-        Assert.Equal(new BypassSyncResult(4, 0, 0, 0), Bypass(a, b, enabled: true));
+        Assert.Equal(new BypassSyncResult(6, 0, 0, 0), Bypass(a, b, enabled: true));
         using var net = RtNetlink.OpenNamespace(a.Ns.Path);
         int vxlan = net.GetLink(Vxlan)!.Index, veth = net.GetLink(LocalVeth)!.Index;
         var block = FilterAttachment.Block(OverlayDataplane.BypassBlock(Vni));
 
-        // Drift: the VXLAN device's filter deleted by hand, a stray filter in the block, the veth's qdisc replaced
-        // by one of its own (no block).
-        net.DeleteFilter(FilterAttachment.Ingress(vxlan), net.ListFilters(FilterAttachment.Ingress(vxlan)).Single());
+        // Drift: the VXLAN device's filter deleted by hand, a stray filter in the block's root table, a foreign
+        // filter at another priority of the VXLAN device.
+        var vxlanIngress = FilterAttachment.Ingress(vxlan);
+        net.DeleteFilter(vxlanIngress, MacNodes(net, vxlanIngress).Single());
         net.AddMacRedirect(block, new MacRedirectFilter(Mac("02:77:00:00:00:99"), vxlan));
+        a.Ns.Exec("tc", "filter", "add", "dev", Vxlan, "ingress", "prio", "5", "protocol", "ip", "u32", "match", "ip", "dst", "10.0.0.1/32",
+            "action", "mirred", "egress", "redirect", "dev", LocalVeth);
         var repaired = Bypass(a, b, enabled: true);
-        Assert.Equal((1, 1, 0), (repaired.Added, repaired.Removed, repaired.Failed));
-        net.DeleteClsactQdisc(veth); // the block goes with its last user, filters and all
+        Assert.Equal((1, 2, 0), (repaired.Added, repaired.Removed, repaired.Failed));
+        Assert.DoesNotContain("pref 5", a.Ns.Exec("tc", "filter", "show", "dev", Vxlan, "ingress"));
+
+        // The veth's qdisc replaced by one of its own (no block): the block goes with its last user, tables and all.
+        net.DeleteClsactQdisc(veth);
         net.AddClsactQdisc(veth);
         repaired = Bypass(a, b, enabled: true);
-        Assert.Equal((2, 1, 0), (repaired.Added, repaired.Removed, repaired.Failed)); // qdisc replaced, block refilled
+        Assert.Equal((3, 1, 0), (repaired.Added, repaired.Removed, repaired.Failed)); // qdisc replaced, table and filter back
         Assert.Equal(new ClsactQdisc(veth, OverlayDataplane.BypassBlock(Vni)), net.GetClsactQdisc(veth));
-        Assert.Equal([(b.ContainerMac, (int?)vxlan)], net.ListFilters(block).Select(f => (f.DestinationMac!, f.TargetIndex)));
-        Assert.Equal([(a.ContainerMac, (int?)veth)], net.ListFilters(FilterAttachment.Ingress(vxlan)).Select(f => (f.DestinationMac!, f.TargetIndex)));
+        Assert.Equal([(b.ContainerMac, (int?)vxlan)], MacNodes(net, block).Select(f => (f.DestinationMac!, f.TargetIndex)));
+        Assert.Equal([(a.ContainerMac, (int?)veth)], MacNodes(net, vxlanIngress).Select(f => (f.DestinationMac!, f.TargetIndex)));
+
+        // A table that is not skein's layout (here: the link gone) is rebuilt from scratch.
+        net.DeleteFilter(block, net.ListFilters(block).Single(f => f.LinkTo is not null));
+        repaired = Bypass(a, b, enabled: true);
+        Assert.Equal((2, 1, 0), (repaired.Added, repaired.Removed, repaired.Failed));
+        Assert.Single(net.ListFilters(block), f => f.LinkTo is not null);
 
         // The remote endpoint leaves the view: its filter goes. No view yet (null): the block is left alone.
-        Assert.Equal(new BypassSyncResult(0, 1, 3, 0), a.Dataplane.ApplyBypass(a.Device, [new LocalPort(LocalVeth, a.ContainerMac)], b.View with { Endpoints = [] }, enabled: true));
-        Assert.Empty(net.ListFilters(block));
-        Assert.Equal(new BypassSyncResult(0, 0, 3, 0), a.Dataplane.ApplyBypass(a.Device, [new LocalPort(LocalVeth, a.ContainerMac)], null, enabled: true));
+        Assert.Equal(new BypassSyncResult(0, 1, 5, 0), a.Dataplane.ApplyBypass(a.Device, [new LocalPort(LocalVeth, a.ContainerMac)], b.View with { Endpoints = [] }, enabled: true));
+        Assert.Empty(MacNodes(net, block));
+        Assert.Equal(new BypassSyncResult(0, 0, 4, 0), a.Dataplane.ApplyBypass(a.Device, [new LocalPort(LocalVeth, a.ContainerMac)], null, enabled: true));
 
         // A port that is missing or not on the network's bridge gets nothing; its MAC's filter on the VXLAN device goes.
         net.SetNoMaster(veth);
         var off = a.Dataplane.ApplyBypass(a.Device, [new LocalPort(LocalVeth, a.ContainerMac), new LocalPort("gone0", Mac("02:77:00:00:00:42"))], b.View, enabled: true);
         Assert.Equal((0, 1), (off.Added, off.Removed));
-        Assert.Empty(net.ListFilters(FilterAttachment.Ingress(vxlan)));
+        Assert.Empty(MacNodes(net, vxlanIngress));
     }
+
+    /// <summary>The destination-MAC nodes at <paramref name="at"/> (not the tables or the link between them).</summary>
+    private static List<MacRedirectFilter> MacNodes(RtNetlink net, FilterAttachment at) =>
+        net.ListFilters(at).Where(f => f.DestinationMac is not null).ToList();
 
     [SkippableFact]
     public void A_kernel_without_tc_redirects_is_reported_once_and_then_left_alone()
