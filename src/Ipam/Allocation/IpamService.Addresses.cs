@@ -348,8 +348,8 @@ public sealed partial class IpamService
     /// <summary>
     /// Claims the lowest unclaimed block of the window below <paramref name="belowIndex"/> (all of the
     /// window when null), create-if-absent, together with its first free address. Which blocks exist
-    /// is listed once per cache and then kept from our own claims and lost races, so the common case
-    /// (every lower block already exists) reads nothing.
+    /// is listed once per cache and then kept from our own claims, so the common case (every lower
+    /// block already exists) reads nothing; a lost race lists them again.
     /// </summary>
     private async Task<IPAddress?> ClaimLowerBlockAsync(PoolCache cache, PoolId id, string? mac, UInt128? belowIndex, CancellationToken ct)
     {
@@ -388,8 +388,13 @@ public sealed partial class IpamService
             {
                 if (result.FailedOpIndex == 1)
                 {
-                    existingBlocks.Add(index); // another node claimed it first: try the next block
-                    budget--;
+                    // Another node claimed it first, and other nodes have likely claimed the next ones since this
+                    // node last listed the blocks (they all claim lowest first): list them again rather than lose a
+                    // write on each. The blocks just learned may be skipped below; the lost claim counts.
+                    int knownBefore = existingBlocks.Count;
+                    existingBlocks = await ExistingBlocksAsync(cache, ct, relist: true).ConfigureAwait(false);
+                    existingBlocks.Add(index);
+                    budget += Math.Max(0, existingBlocks.Count - knownBefore) - 1;
                     continue;
                 }
                 throw new StaleStateException();
@@ -404,10 +409,13 @@ public sealed partial class IpamService
         return null;
     }
 
-    /// <summary>Indexes of the pool's blocks that exist (anyone's): listed once per cache, then kept up to date.</summary>
-    private async Task<HashSet<UInt128>> ExistingBlocksAsync(PoolCache cache, CancellationToken ct)
+    /// <summary>
+    /// Indexes of the pool's blocks that exist (anyone's): listed once per cache (or again with
+    /// <paramref name="relist"/>), then kept up to date with this node's own claims.
+    /// </summary>
+    private async Task<HashSet<UInt128>> ExistingBlocksAsync(PoolCache cache, CancellationToken ct, bool relist = false)
     {
-        if (cache.ExistingBlocks is { } known)
+        if (cache.ExistingBlocks is { } known && !relist)
             return known;
         var (keys, _) = await _store.ListAsync(_keys.BlocksOf(cache.Space, cache.Pool), keysOnly: true, ct).ConfigureAwait(false);
         var existing = new HashSet<UInt128>();
