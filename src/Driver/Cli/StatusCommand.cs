@@ -100,7 +100,7 @@ public static class StatusCommand
                 ? $"cluster: incarnation {cluster.Incarnation}, liveness last confirmed {cluster.LastConfirmed?.ToString("u") ?? "never"}, {cluster.JournaledChanges} journaled change(s) to write back"
                 : $"cluster: not joined yet (the store has not answered since start-up), {cluster.JournaledChanges} journaled change(s) to write back").ConfigureAwait(false);
             foreach (var net in cluster.Networks)
-                await output.WriteLineAsync($"  cluster network {net.Net}: {(net.Watching ? "watching" : "not watching")}, {net.RemoteVteps.Count} remote host(s) [{string.Join(" ", net.RemoteVteps)}], {net.RemoteEndpoints} remote endpoint(s), {net.ViewsApplied} view(s) applied{(net.HeldDownNodes.Count > 0 ? ", held down: " + string.Join(" ", net.HeldDownNodes) : "")}").ConfigureAwait(false);
+                await output.WriteLineAsync($"  cluster network {net.Net}: {(net.Watching ? "watching" : "not watching")}, {net.RemoteVteps.Count} remote host(s) [{string.Join(" ", net.RemoteVteps)}], {net.RemoteEndpoints} remote endpoint(s), {net.ViewsApplied} view(s) applied{(net.HeldDownNodes.Count > 0 ? ", held down: " + string.Join(" ", net.HeldDownNodes) : "")}{(net.BridgeBypass is { } bypass ? ", bridge bypass " + bypass : "")}").ConfigureAwait(false);
         }
         foreach (var network in report.Networks)
         {

@@ -284,13 +284,17 @@ public sealed class SkeinRuntime : IAsyncDisposable
         if (Overlay is not { } overlay)
             return null;
         var networks = new List<ClusterNetworkStatus>();
-        foreach (var net in Driver.Networks.Select(n => n.ClusterNetwork).OfType<string>().Distinct())
+        foreach (var network in Driver.Networks.Where(n => n.ClusterNetwork is not null).DistinctBy(n => n.ClusterNetwork))
         {
+            var net = network.ClusterNetwork!;
             var watcher = overlay.Watcher(net);
             var view = watcher?.Current;
             networks.Add(new ClusterNetworkStatus(net, watcher?.IsRunning ?? false, watcher?.Applied ?? 0,
                 view?.RemoteVteps.Select(v => v.ToString()).Order(StringComparer.Ordinal).ToList() ?? [], view?.Endpoints.Count ?? 0,
-                watcher?.HeldNodes.Order(StringComparer.Ordinal).ToList() ?? []));
+                watcher?.HeldNodes.Order(StringComparer.Ordinal).ToList() ?? [])
+            {
+                BridgeBypass = overlay.BypassStatus(network),
+            });
         }
         return new ClusterStatus
         {

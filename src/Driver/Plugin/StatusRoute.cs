@@ -24,7 +24,11 @@ public sealed record ClusterStatus
 }
 
 public sealed record ClusterNetworkStatus(string Net, bool Watching, long ViewsApplied, IReadOnlyList<string> RemoteVteps, int RemoteEndpoints,
-    IReadOnlyList<string> HeldDownNodes);
+    IReadOnlyList<string> HeldDownNodes)
+{
+    /// <summary>The bridge bypass: "on (…)", "off (why)" or "unavailable: why".</summary>
+    public string? BridgeBypass { get; init; }
+}
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true)]
 [JsonSerializable(typeof(StatusReport))]

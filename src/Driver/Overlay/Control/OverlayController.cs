@@ -214,6 +214,20 @@ public sealed class OverlayController : IAsyncDisposable
             SyncBypass(participation);
     }
 
+    /// <summary>The bridge bypass of a cluster network as `skein status` shows it.</summary>
+    public string BypassStatus(NetworkRecord network)
+    {
+        if (!network.InterContainerConnectivity)
+            return "off (inter-container connectivity is off)";
+        if (!network.BridgeBypass)
+            return "off (skein.bridge-bypass=false)";
+        if (_dataplane.BypassUnsupported is { } why)
+            return "unavailable: " + why;
+        var ports = _localPorts.GetValueOrDefault(network.ClusterNetwork ?? "")?.Count ?? 0;
+        var remote = _byNet.TryGetValue(network.ClusterNetwork ?? "", out var participation) ? participation.LastView?.Endpoints.Count ?? 0 : 0;
+        return $"on ({ports} local port(s), {remote} remote endpoint(s))";
+    }
+
     /// <summary>Whether a network's cross-host unicast skips the bridge: never without inter-container connectivity.</summary>
     public static bool BypassEnabled(NetworkRecord network) => network.InterContainerConnectivity && network.BridgeBypass;
 

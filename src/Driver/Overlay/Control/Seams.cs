@@ -13,6 +13,8 @@ public interface IOverlayDataplane
     bool RemoveDevice(string vxlanName);
     PeerSyncResult Apply(OverlayDevice device, PeerView desired);
     BypassSyncResult ApplyBypass(OverlayDevice device, IReadOnlyCollection<LocalPort> locals, PeerView? peers, bool enabled);
+    /// <summary>Why the kernel cannot bypass the bridge, once that is known; null otherwise.</summary>
+    string? BypassUnsupported { get; }
     int DefaultMtu(IPAddress localVtep);
 }
 
@@ -25,6 +27,7 @@ public sealed class KernelOverlayDataplane(IHostKernel kernel, ILogger log) : IO
     public PeerSyncResult Apply(OverlayDevice device, PeerView desired) => _dataplane.Apply(device, desired);
     public BypassSyncResult ApplyBypass(OverlayDevice device, IReadOnlyCollection<LocalPort> locals, PeerView? peers, bool enabled) =>
         _dataplane.ApplyBypass(device, locals, peers, enabled);
+    public string? BypassUnsupported => _dataplane.BypassUnsupported;
     public int DefaultMtu(IPAddress localVtep) => OverlayDataplane.DefaultMtu(kernel, localVtep);
 }
 

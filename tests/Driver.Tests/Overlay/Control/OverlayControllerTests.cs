@@ -191,6 +191,8 @@ public sealed class OverlayControllerTests : IAsyncLifetime
         Assert.False(OverlayController.BypassEnabled(network with { InterContainerConnectivity = false }));
         Assert.False(OverlayController.BypassEnabled(network with { BridgeBypass = false }));
         Assert.True(OverlayController.BypassEnabled(network));
+        Assert.Equal("on (0 local port(s), 1 remote endpoint(s))", controller.BypassStatus(network));
+        Assert.Equal("off (skein.bridge-bypass=false)", controller.BypassStatus(network with { BridgeBypass = false }));
     }
 
     [Fact]
@@ -272,6 +274,7 @@ public sealed class OverlayControllerTests : IAsyncLifetime
         }
         public int DefaultMtu(IPAddress localVtep) => 1450;
         public volatile BypassCall? LastBypass;
+        public string? BypassUnsupported => null;
         public BypassSyncResult ApplyBypass(OverlayDevice device, IReadOnlyCollection<LocalPort> locals, PeerView? peers, bool enabled)
         {
             LastBypass = new BypassCall(device.VxlanName, locals.ToList(), peers, enabled);

@@ -115,6 +115,7 @@ public sealed class TwoHostTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         Assert.True(netStatus.Watching);
         Assert.Equal(["198.51.100.2"], netStatus.RemoteVteps);
         Assert.Equal(1, netStatus.RemoteEndpoints);
+        Assert.Equal("on (1 local port(s), 1 remote endpoint(s))", netStatus.BridgeBypass);
         // VXLAN is accepted only from the VTEPs the store lists (decisions #17).
         var rulesA = underlayA.Exec("iptables-save", "-t", "filter");
         Assert.Contains("198.51.100.2", rulesA);
