@@ -49,6 +49,7 @@ public sealed partial class IpamService
             return new RequestAddressResponse { Address = Cidr(address, id.Pool), Data = [] };
         }
 
+        // Endpoint requests are served in groups (IpamService.GroupCommit.cs); null: the journal serves this one.
         IPAddress? stored;
         try
         {
