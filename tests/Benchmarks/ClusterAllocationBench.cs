@@ -15,8 +15,10 @@ namespace Skein.Benchmarks;
 /// design: one shared key per subnet holding the allocation bitmap, rewritten by every host with
 /// compare-and-swap), same run, same workload: each host allocates in a loop (--per-host requests at a
 /// time), and with --window N releases its oldest address once it holds more than N (churn; 0 = allocate
-/// only, as container starts do). Also conflicts (failed conditional writes) per allocation.
-/// `scripted-cluster-alloc --etcd URL [--seconds N] [--hosts N] [--per-host N] [--window N]`.
+/// only, as container starts do). Also conflicts (failed conditional writes) per allocation. The designs
+/// run in interleaved rounds (--rounds, each design's --seconds split among them, the order rotating), so
+/// a change in the shared machine's load falls on all of them; the per-round ratios show the noise.
+/// `scripted-cluster-alloc --etcd URL [--seconds N] [--rounds N] [--hosts N] [--per-host N] [--window N]`.
 /// </summary>
 internal static class ClusterAllocationBench
 {
@@ -26,33 +28,55 @@ internal static class ClusterAllocationBench
     {
         var etcd = new Uri(ScriptedEntry.Option(args, "--etcd", "http://127.0.0.1:2379/"));
         var seconds = double.Parse(ScriptedEntry.Option(args, "--seconds", "10"), System.Globalization.CultureInfo.InvariantCulture);
+        int rounds = int.Parse(ScriptedEntry.Option(args, "--rounds", "5"), System.Globalization.CultureInfo.InvariantCulture);
         int hosts = int.Parse(ScriptedEntry.Option(args, "--hosts", "8"), System.Globalization.CultureInfo.InvariantCulture);
         int window = int.Parse(ScriptedEntry.Option(args, "--window", "0"), System.Globalization.CultureInfo.InvariantCulture);
         int perHost = int.Parse(ScriptedEntry.Option(args, "--per-host", "1"), System.Globalization.CultureInfo.InvariantCulture);
-        var duration = TimeSpan.FromSeconds(seconds);
-        Console.WriteLine($"cluster allocation benchmark: etcd at {etcd}, {hosts} hosts with {perHost} concurrent request(s) each, pool {Pool}, window {window}, {seconds} s per design, {Environment.ProcessorCount} cores");
+        var slice = TimeSpan.FromSeconds(seconds / rounds);
+        Console.WriteLine($"cluster allocation benchmark: etcd at {etcd}, {hosts} hosts with {perHost} concurrent request(s) each, pool {Pool}, window {window}, " +
+                          $"{seconds} s per design in {rounds} interleaved rounds, {Environment.ProcessorCount} cores");
 
         // Warm-up of the HTTP stack and etcd, not measured.
-        await RunDesignAsync("warm-up", etcd, hosts, perHost, window, TimeSpan.FromSeconds(1), Design.Skein);
-        var skein = await RunDesignAsync("skein per-host blocks", etcd, hosts, perHost, window, duration, Design.Skein);
-        var baseline = await RunDesignAsync("per-address CAS baseline as libnetwork does it (read, then CAS, per attempt)", etcd, hosts, perHost, window, duration, Design.Bitmap);
-        var cached = await RunDesignAsync("per-address CAS baseline, optimistic variant (cached copy, re-read only on conflict)", etcd, hosts, perHost, window, duration, Design.CachedBitmap);
+        await using (var warmUp = await DesignRun.PrepareAsync("warm-up", etcd, hosts, perHost, window, Design.Skein))
+        {
+            await warmUp.RunSliceAsync(TimeSpan.FromSeconds(1));
+            Console.WriteLine($"  {warmUp.Describe()}");
+        }
+        await using var skein = await DesignRun.PrepareAsync("skein per-host blocks", etcd, hosts, perHost, window, Design.Skein);
+        await using var baseline = await DesignRun.PrepareAsync("per-address CAS baseline as libnetwork does it (read, then CAS, per attempt)", etcd, hosts, perHost, window, Design.Bitmap);
+        await using var cached = await DesignRun.PrepareAsync("per-address CAS baseline, optimistic variant (cached copy, re-read only on conflict)", etcd, hosts, perHost, window, Design.CachedBitmap);
+        DesignRun[] designs = [skein, baseline, cached];
+        var roundRatios = new List<double>();
+        for (int round = 0; round < rounds; round++)
+        {
+            var rates = new Dictionary<DesignRun, double>();
+            foreach (var design in designs.Skip(round % designs.Length).Concat(designs.Take(round % designs.Length)))
+                rates[design] = await design.RunSliceAsync(slice);
+            roundRatios.Add(rates[skein] / rates[baseline]);
+            Console.WriteLine($"  round {round + 1}: skein {rates[skein]:F0}/s, baseline {rates[baseline]:F0}/s (ratio {roundRatios[^1]:F2}x), optimistic baseline {rates[cached]:F0}/s");
+        }
+        foreach (var design in designs)
+            Console.WriteLine($"  {design.Describe()}");
 
-        double ratio = skein.PerSecond / baseline.PerSecond;
-        double cachedRatio = skein.PerSecond / cached.PerSecond;
-        Console.WriteLine($"allocations/s: skein {skein.PerSecond:F0}, baseline {baseline.PerSecond:F0} (ratio {ratio:F2}x, goal >= 10x), " +
-                          $"optimistic baseline {cached.PerSecond:F0} (ratio {cachedRatio:F2}x)");
-        Console.WriteLine($"conflicts per allocation: skein {skein.ConflictsPerAllocation:F3}, baseline {baseline.ConflictsPerAllocation:F3}, optimistic baseline {cached.ConflictsPerAllocation:F3}");
-        Console.WriteLine($"RESULT cluster_alloc_hosts={hosts} per_host={perHost} window={window} skein_allocs_per_s={skein.PerSecond:0} baseline_allocs_per_s={baseline.PerSecond:0} ratio={ratio:0.00} " +
-                          $"skein_conflicts_per_alloc={skein.ConflictsPerAllocation:0.000} baseline_conflicts_per_alloc={baseline.ConflictsPerAllocation:0.000} " +
-                          $"optimistic_baseline_allocs_per_s={cached.PerSecond:0} optimistic_ratio={cachedRatio:0.00} optimistic_baseline_conflicts_per_alloc={cached.ConflictsPerAllocation:0.000}");
+        var (s, b, c) = (skein.Figures, baseline.Figures, cached.Figures);
+        double ratio = s.PerSecond / b.PerSecond;
+        double cachedRatio = s.PerSecond / c.PerSecond;
+        Console.WriteLine($"allocations/s: skein {s.PerSecond:F0}, baseline {b.PerSecond:F0} (ratio {ratio:F2}x, goal >= 10x; per round {roundRatios.Min():F2}-{roundRatios.Max():F2}x), " +
+                          $"optimistic baseline {c.PerSecond:F0} (ratio {cachedRatio:F2}x)");
+        Console.WriteLine($"conflicts per allocation: skein {s.ConflictsPerAllocation:F3}, baseline {b.ConflictsPerAllocation:F3}, optimistic baseline {c.ConflictsPerAllocation:F3}");
+        Console.WriteLine($"RESULT cluster_alloc_hosts={hosts} per_host={perHost} window={window} skein_allocs_per_s={s.PerSecond:0} baseline_allocs_per_s={b.PerSecond:0} ratio={ratio:0.00} " +
+                          $"ratio_round_min={roundRatios.Min():0.00} ratio_round_max={roundRatios.Max():0.00} rounds={rounds} " +
+                          $"skein_conflicts_per_alloc={s.ConflictsPerAllocation:0.000} baseline_conflicts_per_alloc={b.ConflictsPerAllocation:0.000} " +
+                          $"skein_writes_per_alloc={s.WritesPerAllocation:0.000} " +
+                          $"optimistic_baseline_allocs_per_s={c.PerSecond:0} optimistic_ratio={cachedRatio:0.00} optimistic_baseline_conflicts_per_alloc={c.ConflictsPerAllocation:0.000}");
         return 0;
     }
 
-    private sealed record Figures(long Allocations, long Conflicts, TimeSpan Elapsed)
+    private sealed record Figures(long Allocations, long Conflicts, long Writes, TimeSpan Elapsed)
     {
         public double PerSecond => Allocations / Elapsed.TotalSeconds;
         public double ConflictsPerAllocation => Allocations == 0 ? double.NaN : (double)Conflicts / Allocations;
+        public double WritesPerAllocation => Allocations == 0 ? double.NaN : (double)Writes / Allocations;
     }
 
     private enum Design { Skein, Bitmap, CachedBitmap }
@@ -63,13 +87,26 @@ internal static class ClusterAllocationBench
         Task ReleaseAsync(string address, CancellationToken ct);
     }
 
-    private static async Task<Figures> RunDesignAsync(string name, Uri etcd, int hosts, int perHost, int window, TimeSpan duration, Design design)
+    /// <summary>
+    /// One design's simulated hosts under their own root, run in slices: each request loop keeps the addresses it
+    /// holds from one slice to the next (churn), and the figures add up over the slices.
+    /// </summary>
+    private sealed class DesignRun(string name, List<CountingStore> stores, List<ISimulatedHost> loops, int window) : IAsyncDisposable
     {
-        bool skein = design == Design.Skein;
-        string root = $"bench-alloc/{Guid.NewGuid():N}";
-        var stores = Enumerable.Range(0, hosts).Select(_ => new CountingStore(new EtcdStore(new EtcdStoreOptions { BaseAddress = etcd, RootPrefix = root }))).ToList();
-        try
+        private readonly List<Queue<string>> _held = loops.Select(_ => new Queue<string>()).ToList();
+        private long _allocations;
+        private TimeSpan _elapsed;
+
+        public Figures Figures => new(_allocations, stores.Sum(s => s.Conflicts), stores.Sum(s => s.Writes), _elapsed);
+
+        public string Describe() => $"{name}: {Figures.Allocations} allocations in {_elapsed.TotalSeconds:F1} s = {Figures.PerSecond:F0}/s, " +
+                                    $"{Figures.Conflicts} conflicts ({Figures.ConflictsPerAllocation:F3} per allocation), {Figures.Writes} conditional writes";
+
+        public static async Task<DesignRun> PrepareAsync(string name, Uri etcd, int hosts, int perHost, int window, Design design)
         {
+            bool skein = design == Design.Skein;
+            string root = $"bench-alloc/{Guid.NewGuid():N}";
+            var stores = Enumerable.Range(0, hosts).Select(_ => new CountingStore(new EtcdStore(new EtcdStoreOptions { BaseAddress = etcd, RootPrefix = root }))).ToList();
             var simulated = new List<ISimulatedHost>();
             string? poolId = null;
             for (int i = 0; i < hosts; i++)
@@ -92,14 +129,19 @@ internal static class ClusterAllocationBench
                 await BitmapHost.CreateAsync(stores[0], Pool);
             foreach (var store in stores)
                 store.Reset();
+            var loops = simulated.SelectMany(host => Enumerable.Range(0, perHost).Select(loop => host is RoundRobin copies ? copies.Hosts[loop] : host)).ToList();
+            return new DesignRun(name, stores, loops, window);
+        }
 
+        /// <summary>Runs every request loop for <paramref name="duration"/>; returns the slice's allocations per second.</summary>
+        public async Task<double> RunSliceAsync(TimeSpan duration)
+        {
             long allocations = 0;
             var clock = Stopwatch.StartNew();
             using var stop = new CancellationTokenSource(duration);
-            var loops = simulated.SelectMany(host => Enumerable.Range(0, perHost).Select(loop => host is RoundRobin copies ? copies.Hosts[loop] : host)).ToList();
-            await Task.WhenAll(loops.Select(host => Task.Run(async () =>
+            await Task.WhenAll(loops.Select((host, index) => Task.Run(async () =>
             {
-                var held = new Queue<string>();
+                var held = _held[index];
                 long mine = 0;
                 try
                 {
@@ -117,12 +159,12 @@ internal static class ClusterAllocationBench
                 }
             })));
             var elapsed = clock.Elapsed;
-            var figures = new Figures(allocations, stores.Sum(s => s.Conflicts), elapsed);
-            Console.WriteLine($"  {name}: {figures.Allocations} allocations in {elapsed.TotalSeconds:F1} s = {figures.PerSecond:F0}/s, " +
-                              $"{figures.Conflicts} conflicts ({figures.ConflictsPerAllocation:F3} per allocation), {stores.Sum(s => s.Writes)} conditional writes");
-            return figures;
+            _allocations += allocations;
+            _elapsed += elapsed;
+            return allocations / elapsed.TotalSeconds;
         }
-        finally
+
+        public async ValueTask DisposeAsync()
         {
             foreach (var store in stores)
                 await store.DisposeAsync();

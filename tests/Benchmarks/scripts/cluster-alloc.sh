@@ -2,8 +2,9 @@
 # cluster-alloc.sh [SECONDS]: allocations/s with 8 concurrent simulated hosts on one etcd, skein's per-host
 # blocks vs the per-address CAS baseline (one shared bitmap key per subnet, libnetwork's design), and
 # conflicts per allocation for both, same run: allocation only with one and with four
-# concurrent requests per host, and with churn (allocate + release). Starts its own etcd on loopback with a temporary data
-# directory and removes both on exit.
+# concurrent requests per host, and with churn (allocate + release). The designs run in 5 interleaved rounds (the
+# shared machine's load changes fall on all of them; the RESULT line gives the per-round ratio range). Starts its own
+# etcd on loopback with a temporary data directory and removes both on exit.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 command -v etcd >/dev/null || die "etcd is not installed (apt-get install etcd-server)"
