@@ -110,10 +110,12 @@ public sealed partial class BridgeDriver
     {
         if (_cluster is null || !network.IsCluster)
             return;
-        var ports = _endpoints.Values
-            .Where(e => e.NetworkId == network.NetworkId && e.Joined)
-            .Select(e => new LocalPort(e.HostVeth, PhysicalAddress.Parse(e.MacAddress)))
-            .ToList();
+        var ports = new List<LocalPort>();
+        foreach (var endpoint in _endpoints.Values.Where(e => e.NetworkId == network.NetworkId && e.Joined))
+        {
+            if (PhysicalAddress.TryParse(endpoint.MacAddress, out var mac))
+                ports.Add(new LocalPort(endpoint.HostVeth, mac));
+        }
         _cluster.SetLocalPorts(network, ports);
     }
 

@@ -46,7 +46,8 @@ public sealed record NetworkRecord
     /// <summary>True when a repeated CreateNetwork describes the same network (a retry), not a different one.</summary>
     public bool SameSettingsAs(NetworkRecord other) =>
         NetworkId == other.NetworkId && BridgeName == other.BridgeName && Mtu == other.Mtu && Internal == other.Internal
-        && EnableIPv6 == other.EnableIPv6 && InterContainerConnectivity == other.InterContainerConnectivity && BridgeBypass == other.BridgeBypass
+        && EnableIPv6 == other.EnableIPv6 && InterContainerConnectivity == other.InterContainerConnectivity
+        && (InterContainerConnectivity && BridgeBypass) == (other.InterContainerConnectivity && other.BridgeBypass)
         && IPv4Subnets.SequenceEqual(other.IPv4Subnets) && IPv6Subnets.SequenceEqual(other.IPv6Subnets)
         && IPv4Gateways.SequenceEqual(other.IPv4Gateways) && IPv6Gateways.SequenceEqual(other.IPv6Gateways);
 }

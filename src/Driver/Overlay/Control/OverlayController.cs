@@ -161,7 +161,12 @@ public sealed class OverlayController : IAsyncDisposable
         var device = Device(network);
         _dataplane.EnsureDevice(device);
         if (_byNet.TryGetValue(network.ClusterNetwork!, out var participation))
+        {
             participation.Device = device;
+            // A recreated VXLAN device leaves the ports' redirects aimed at the deleted one, where mirred drops the
+            // frames: re-point them at once, not at the next view.
+            SyncBypass(participation);
+        }
     }
 
     /// <summary>Starts (or restarts) the network's watcher; before the presence is attached this only records it.</summary>
@@ -234,9 +239,10 @@ public sealed class OverlayController : IAsyncDisposable
     /// <summary>The bypass is an optimisation: a failure is logged, frames take the bridge, and the next sync retries.</summary>
     private void SyncBypass(Participation participation)
     {
-        var ports = _localPorts.GetValueOrDefault(participation.Network.ClusterNetwork!) ?? [];
         lock (_bypassGate)
         {
+            // Read under the gate: a watcher thread and a Join must not apply each other's older state last.
+            var ports = _localPorts.GetValueOrDefault(participation.Network.ClusterNetwork!) ?? [];
             try
             {
                 var result = _dataplane.ApplyBypass(participation.Device, ports, participation.LastView, BypassEnabled(participation.Network));
@@ -244,8 +250,9 @@ public sealed class OverlayController : IAsyncDisposable
                     _log.LogWarning("cluster network {Net}: {Failed} bridge bypass change(s) failed; those frames take the bridge until the next reconciliation",
                         participation.Network.ClusterNetwork, result.Failed);
             }
-            catch (Exception ex) when (ex is SkeinException or Netlink.NetlinkException or Netlink.NetlinkTransportException)
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
+                // Never fails a Join or a watcher: without the bypass, frames take the bridge.
                 _log.LogWarning("cluster network {Net}: bridge bypass not applied: {Error}", participation.Network.ClusterNetwork,
                     Network.Kernel.KernelFailure.Describe(ex) ?? ex.Message);
             }

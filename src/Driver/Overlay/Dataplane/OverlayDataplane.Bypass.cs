@@ -30,6 +30,8 @@ public readonly record struct BypassSyncResult(int Added, int Removed, int Uncha
 /// and its firewall as before. Frames from the VXLAN device are only ever redirected to local ports, never back out,
 /// so two hosts with stale views cannot bounce a frame between them. Missing or stale filters only make frames take
 /// the bridge: the bypass is never needed for correctness, so a failed change is logged and retried at the next sync.
+/// A filter aimed at a device that is gone drops what it matches (mirred), so whoever deletes a target resyncs: the
+/// controller right after it (re)creates the VXLAN device, and a veth goes only with its endpoint, after Leave.
 /// </summary>
 public sealed partial class OverlayDataplane
 {
@@ -62,7 +64,7 @@ public sealed partial class OverlayDataplane
         if (vxlan is null || vxlan.Kind != "vxlan" || bridge is null)
             throw SkeinException.NotFound($"VXLAN device {device.VxlanName} on bridge {device.BridgeName} does not exist (EnsureDevice first)");
 
-        var qdiscs = kernel.ListClsactQdiscs().ToDictionary(q => q.DeviceIndex);
+        var qdiscs = kernel.ListClsactQdiscs().DistinctBy(q => q.DeviceIndex).ToDictionary(q => q.DeviceIndex);
         var block = BypassBlock(device.Vni);
         var changes = new Changes(device.VxlanName, log, Unsupported);
 
@@ -106,8 +108,11 @@ public sealed partial class OverlayDataplane
             blockExists |= EnsureClsact(changes, index, links.First(l => l.Index == index).Name, qdiscs, block);
         if (blockExists && peers is not null)
         {
+            // Never this host's own bridge or VXLAN MAC: a peer record naming one would pull the gateway's frames
+            // (egress, published-port replies) across the underlay.
+            var own = new[] { bridge.MacAddress, vxlan.MacAddress }.OfType<PhysicalAddress>().ToHashSet();
             var remote = DesiredPeerState.From(device, peers).UnicastVteps.Keys
-                .Where(mac => !ports.ContainsKey(mac) && !duplicates.Contains(mac))
+                .Where(mac => !ports.ContainsKey(mac) && !duplicates.Contains(mac) && !own.Contains(mac))
                 .ToDictionary(mac => mac, _ => vxlan.Index);
             SyncFilters(changes, FilterAttachment.Block(block), remote);
         }

@@ -182,6 +182,11 @@ public sealed class OverlayControllerTests : IAsyncLifetime
         await WaitAsync(() => _dataplane.LastBypass?.Peers?.Endpoints.Count == 1, "the remote endpoint should reach the bypass");
         Assert.Equal([port], _dataplane.LastBypass!.Locals);
 
+        // A (re)created VXLAN device gets the ports' redirects re-aimed at once.
+        _dataplane.LastBypass = null;
+        controller.EnsureDevice(network);
+        Assert.Equal([port], _dataplane.LastBypass!.Locals);
+
         // Leave: no ports, the remote view kept.
         controller.SetLocalPorts(network, []);
         Assert.Empty(_dataplane.LastBypass!.Locals);
@@ -193,6 +198,19 @@ public sealed class OverlayControllerTests : IAsyncLifetime
         Assert.True(OverlayController.BypassEnabled(network));
         Assert.Equal("on (0 local port(s), 1 remote endpoint(s))", controller.BypassStatus(network));
         Assert.Equal("off (skein.bridge-bypass=false)", controller.BypassStatus(network with { BridgeBypass = false }));
+    }
+
+    [Fact]
+    public async Task A_network_without_inter_container_connectivity_asks_the_dataplane_to_keep_the_bypass_off()
+    {
+        await using var controller = Controller();
+        var isolated = await CreateAsync(controller, "net1") with { InterContainerConnectivity = false };
+        controller.EnsureDevice(isolated);
+        controller.Track(isolated);
+        await controller.StartAsync(new FakePresence(), [isolated], [], default);
+        controller.SetLocalPorts(isolated, [new LocalPort("skve1", System.Net.NetworkInformation.PhysicalAddress.Parse("02-00-00-00-00-01"))]);
+        Assert.False(_dataplane.LastBypass!.Enabled);
+        Assert.Single(_dataplane.LastBypass.Locals);
     }
 
     [Fact]

@@ -74,6 +74,10 @@ public class BridgeBypassKernelTests
         int vxlan = net.GetLink(Vxlan)!.Index, veth = net.GetLink(LocalVeth)!.Index;
         var block = FilterAttachment.Block(OverlayDataplane.BypassBlock(Vni));
 
+        // A peer record with this host's own bridge MAC never gets a redirect: the gateway's frames stay local.
+        var spoofed = b.View with { Endpoints = [.. b.View.Endpoints, new RemoteEndpoint(Mac(a.BridgeMac), null, null, b.Underlay)] };
+        Assert.Equal(new BypassSyncResult(0, 0, 6, 0), a.Dataplane.ApplyBypass(a.Device, [new LocalPort(LocalVeth, a.ContainerMac)], spoofed, enabled: true));
+
         // Drift: the VXLAN device's filter deleted by hand, a stray filter in the block's root table, a foreign
         // filter at another priority of the VXLAN device.
         var vxlanIngress = FilterAttachment.Ingress(vxlan);
