@@ -391,11 +391,12 @@ public sealed partial class IpamService
                 {
                     // Another node claimed it first, and other nodes have likely claimed the next ones since this
                     // node last listed the blocks (they all claim lowest first): list them again rather than lose a
-                    // write on each. The blocks just learned may be skipped below; the lost claim counts.
+                    // write on each. The blocks just learned above this one are skipped below at no cost (each skip
+                    // takes one from the budget, given back here); the lost claim costs one.
                     int knownBefore = existingBlocks.Count;
                     existingBlocks = await ExistingBlocksAsync(cache, ct, relist: true).ConfigureAwait(false);
                     existingBlocks.Add(index);
-                    budget += Math.Max(0, existingBlocks.Count - knownBefore) - 1;
+                    budget += Math.Max(0, existingBlocks.Count - knownBefore - 1) - 1;
                     continue;
                 }
                 throw new StaleStateException();

@@ -13,7 +13,10 @@ namespace Skein.Ipam.Allocation;
 // flight share the next one. Requests are served in arrival order and each sees the ones before it, exactly as if
 // they had been served one at a time: the leading requests the cached blocks can answer are staged and committed,
 // then the first that needs more (a block claim, a borrowed slot, a block this node does not hold) is served on its
-// own as before group commit, and the rest go round again.
+// own as before group commit, and the rest go round again. "As if one at a time" holds among endpoint requests: a
+// lock holder serves every endpoint request queued by then, also ones that arrived after a release, gateway or aux
+// request still waiting for the lock (a `--ip` that asks for an address released at the same moment may find it
+// still in use, as it may when the release simply comes second).
 public sealed partial class IpamService
 {
     /// <summary>
@@ -37,15 +40,27 @@ public sealed partial class IpamService
         var queue = _endpointQueues.GetOrAdd(poolKey, static _ => new EndpointRequestQueue());
         var request = new EndpointRequest(id, mac, wanted);
         queue.Add(request);
+        var acquiring = _poolLocks.AcquireAsync(poolKey, ct);
+        if (await Task.WhenAny(request.Answer, acquiring).ConfigureAwait(false) == request.Answer)
+        {
+            // Served by another lock holder while this caller waited: answer now, not after whatever else queued for
+            // the lock (a gateway, a release), and hand the lock on as soon as it comes.
+            _ = acquiring.ContinueWith(static t =>
+            {
+                if (t.IsCompletedSuccessfully)
+                    t.Result.Dispose();
+            }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            return await request.Answer.ConfigureAwait(false);
+        }
         KeyedAsyncLock.Releaser held;
         try
         {
-            held = await _poolLocks.AcquireAsync(poolKey, ct).ConfigureAwait(false);
+            held = await acquiring.ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
-            // Unless a lock holder took it already: then it is served (an address pending for the MAC, found again
-            // by the engine's retry and freed by the pending expiry otherwise) and only its answer is dropped.
+            // Unless a lock holder took it already: then it is being served (an address pending for the MAC, found
+            // again by the engine's retry and freed by the pending expiry otherwise) and only its answer is dropped.
             queue.Withdraw(request);
             throw;
         }

@@ -244,4 +244,33 @@ public sealed class GroupCommitTests : IAsyncLifetime
         Assert.Equal(Address(3), await other);
         Assert.Equal(new Dictionary<int, string> { [2] = IpamCalls.Mac(1), [3] = IpamCalls.Mac(3) }, await ContainerSlotsAsync(Block0));
     }
+
+    [Fact]
+    public async Task A_request_served_in_another_callers_batch_is_answered_at_once_not_after_the_next_lock_holder()
+    {
+        using var ipam = NodeA();
+        string id = await PreparedPoolAsync(ipam);
+        var hold1 = _gated.HoldNextCommit();
+        var first = ipam.EndpointAsync(id, IpamCalls.Mac(1));
+        await hold1.Entered;
+        var second = ipam.EndpointAsync(id, IpamCalls.Mac(2));
+        var aux = ipam.AuxAsync(id, "10.6.0.12");              // queued for the pool lock behind the second request
+        using var cancel = new CancellationTokenSource();
+        var third = ipam.RequestAddressAsync(new RequestAddressRequest { PoolID = id, Options = new() { [IpamLabels.MacAddress] = IpamCalls.Mac(3) } }, cancel.Token);
+        var hold2 = _gated.HoldNextCommit();
+        hold1.Release();
+        await hold2.Entered;                                   // the second request's holder writes the second and the third
+        var hold3 = _gated.HoldNextCommit();
+        hold2.Release();
+        await hold3.Entered;                                   // the aux request holds the lock now
+
+        // The third caller has its answer although the lock is still held, and a cancellation after that loses nothing.
+        Assert.Same(third, await Task.WhenAny(third, Task.Delay(TimeSpan.FromSeconds(10))));
+        cancel.Cancel();
+        Assert.Equal(Address(4), (await third).Address);
+        Assert.Equal(Address(3), await second);
+        hold3.Release();
+        await aux;
+        Assert.Equal(Address(2), await first);
+    }
 }
