@@ -15,6 +15,12 @@ internal sealed class EndpointRequest(PoolId id, string mac, IPAddress? wanted)
     public string Mac { get; } = mac;
     public IPAddress? Wanted { get; } = wanted;
 
+    /// <summary>
+    /// The address staged for this request in the group write last sent for it; what the store holds for it if that
+    /// write applied unseen.
+    /// </summary>
+    public IPAddress? Staged { get; set; }
+
     /// <summary>Set by the queue when a lock holder takes the request into its batch.</summary>
     public bool Taken { get; set; }
 

@@ -108,9 +108,33 @@ public sealed partial class IpamService
         {
             // Requests still queued go to the journal without trying the store again (every caller here would too).
             if (e is SkeinException outage && CanJournal && IsOutage(outage))
+            {
                 EnterOutage(outage);
+                JournalStaged(poolKey, batch);
+            }
             foreach (var request in batch)
                 request.Fail(e);
+        }
+    }
+
+    /// <summary>
+    /// The store went away under a group write, which may have applied unseen: each request keeps the address staged for
+    /// it, journaled for its MAC before the pool's lock is let go (replayed idempotently whether or not the write
+    /// landed), so no request served after it can take one of them and find a conflict at the replay.
+    /// </summary>
+    private void JournalStaged(string poolKey, List<EndpointRequest> batch)
+    {
+        foreach (var request in batch.Where(r => !r.Answered && r.Staged is not null))
+        {
+            try
+            {
+                var cache = OutageCache(request.Id.Space, request.Id.Pool, poolKey);
+                request.Succeed(RequestFromJournalLocked(cache, request.Id, request.Mac, request.Staged));
+            }
+            catch (SkeinException e)
+            {
+                request.Fail(e);
+            }
         }
     }
 
@@ -158,6 +182,8 @@ public sealed partial class IpamService
     {
         var answers = new List<StagedAnswer>();
         var before = new Dictionary<CachedBlock, BlockRecord>();
+        foreach (var request in requests)
+            request.Staged = null;
         try
         {
             foreach (var request in requests)
@@ -175,6 +201,7 @@ public sealed partial class IpamService
                 if (address is null)
                     break;
                 answers.Add(new StagedAnswer(request, address, null));
+                request.Staged = address;
             }
             if (before.Count > 0)
                 await CommitStagedAsync(cache, before.Keys.ToList(), ct).ConfigureAwait(false);

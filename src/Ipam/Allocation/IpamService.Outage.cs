@@ -134,7 +134,12 @@ public sealed partial class IpamService
     {
         string poolKey = _keys.Pool(id.Space, id.Pool);
         using var held = await _poolLocks.AcquireAsync(poolKey, ct).ConfigureAwait(false);
-        var cache = OutageCache(id.Space, id.Pool, poolKey);
+        return RequestFromJournalLocked(OutageCache(id.Space, id.Pool, poolKey), id, mac, wanted);
+    }
+
+    /// <summary><see cref="RequestFromJournalAsync"/> for a caller that holds the pool's lock.</summary>
+    private IPAddress RequestFromJournalLocked(PoolCache cache, PoolId id, string mac, IPAddress? wanted)
+    {
         CheckSubPoolKnown(cache, id);
         foreach (var block in cache.Blocks.Values)
         {

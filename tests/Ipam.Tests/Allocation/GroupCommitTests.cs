@@ -223,6 +223,36 @@ public sealed class GroupCommitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_batch_the_store_may_have_applied_before_it_went_away_keeps_its_addresses_through_the_journal()
+    {
+        using var ipam = NodeA(journal: true);
+        string id = await PreparedPoolAsync(ipam);
+        var first = _gated.HoldNextCommit();
+        var firstCall = ipam.EndpointAsync(id, IpamCalls.Mac(1));
+        await first.Entered;
+        var queued = Enumerable.Range(2, 4).Select(n => ipam.EndpointAsync(id, IpamCalls.Mac(n))).ToList();
+        var batch = _gated.HoldNextCommit();
+        first.Release();
+        await batch.Entered;
+        var later = ipam.EndpointAsync(id, IpamCalls.Mac(6));    // queued behind the batch's write
+        _flaky.LoseNextCommitAnswers = 1;                         // the write applies, its answer is lost
+        _flaky.DownAfterLostAnswer = true;                        // and nobody can ask whether it applied
+        batch.Release();
+
+        // Each member of the batch keeps the address the unseen write gave it; the later request gets the next one.
+        Assert.Equal(Address(2), await firstCall);
+        Assert.Equal(Enumerable.Range(3, 4).Select(Address), await Task.WhenAll(queued));
+        Assert.Equal(Address(7), await later);
+        Assert.Equal(5, ipam.JournalLength);
+
+        // Written back: the four already in the store are left as they are, nothing conflicts, nothing is doubled.
+        _flaky.Down = false;
+        var replay = await ipam.ReplayJournalAsync(None);
+        Assert.Empty(replay.Conflicts);
+        Assert.Equal(Enumerable.Range(2, 6).ToDictionary(n => n, n => IpamCalls.Mac(n - 1)), await ContainerSlotsAsync(Block0));
+    }
+
+    [Fact]
     public async Task A_request_cancelled_while_queued_takes_no_address()
     {
         using var ipam = NodeA();

@@ -10,6 +10,8 @@ internal sealed class FlakyStore(IClusterStore inner) : IClusterStore
 {
     public int LoseNextCommitAnswers;
     public volatile bool Down;
+    /// <summary>With a lost answer, the store also goes down: nobody can ask it whether the write applied.</summary>
+    public volatile bool DownAfterLostAnswer;
     private int _refused;
 
     /// <summary>Calls refused because the store was down.</summary>
@@ -37,6 +39,8 @@ internal sealed class FlakyStore(IClusterStore inner) : IClusterStore
         if (LoseNextCommitAnswers > 0)
         {
             LoseNextCommitAnswers--;
+            if (DownAfterLostAnswer)
+                Down = true;
             throw new StoreUnavailableException("response lost after the write (test)");
         }
         return result;
