@@ -12,25 +12,39 @@ log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 [[ $(id -u) == 0 ]] || die "must run as root (network namespaces, dockerd)"
 
+# source_stamp: what the sources are (commit and uncommitted changes), so a build from other sources is never
+# reused silently; outside a git checkout, a fresh value every time (always rebuild).
+source_stamp() {
+  if git -C "$ROOT" rev-parse HEAD >/dev/null 2>&1; then
+    { git -C "$ROOT" rev-parse HEAD; git -C "$ROOT" status --porcelain --untracked-files=no -- src tests/Benchmarks; git -C "$ROOT" diff -- src tests/Benchmarks; } | sha1sum | cut -c1-16
+  else
+    date +%s%N
+  fi
+}
+
 # skein_binary: $SKEIN_BINARY, else a NativeAOT publish of src/Driver (the figures are about the AOT binary)
 skein_binary() {
   if [[ -n ${SKEIN_BINARY:-} ]]; then echo "$SKEIN_BINARY"; return; fi
-  local out=$ART/aot
-  if [[ ! -x $out/skein || -n ${SKEIN_BENCH_REBUILD:-} ]]; then
+  local out=$ART/aot stamp
+  stamp=$(source_stamp)
+  if [[ ! -x $out/skein || -n ${SKEIN_BENCH_REBUILD:-} || $(cat "$out/.source" 2>/dev/null) != "$stamp" ]]; then
     log "publishing skein with NativeAOT to $out"
     dotnet publish "$ROOT/src/Driver" -c Release -r linux-x64 -o "$out" --artifacts-path "$ART/build" >"$ART/publish.log" 2>&1 \
       || { tail -30 "$ART/publish.log" >&2; die "AOT publish failed (log: $ART/publish.log)"; }
+    echo "$stamp" >"$out/.source"
   fi
   echo "$out/skein"
 }
 
 # bench_client ARGS...: the C# driver in tests/Benchmarks (Release build)
 bench_client() {
-  local dll=$ART/bin/Benchmarks/release/Benchmarks.dll
-  if [[ ! -f $dll || -n ${SKEIN_BENCH_REBUILD:-} ]]; then
+  local dll=$ART/bin/Benchmarks/release/Benchmarks.dll stamp
+  stamp=$(source_stamp)
+  if [[ ! -f $dll || -n ${SKEIN_BENCH_REBUILD:-} || $(cat "$ART/client.source" 2>/dev/null) != "$stamp" ]]; then
     log "building tests/Benchmarks (Release)"
     dotnet build "$ROOT/tests/Benchmarks" -c Release --artifacts-path "$ART" >"$ART/client-build.log" 2>&1 \
       || { tail -30 "$ART/client-build.log" >&2; die "benchmark client build failed"; }
+    echo "$stamp" >"$ART/client.source"
   fi
   dotnet "$dll" "$@"
 }
