@@ -23,6 +23,9 @@ public sealed record JournalReplay(int Replayed, IReadOnlyList<JournalConflict> 
 public sealed partial class IpamService
 {
     private readonly OutageJournal? _journal;
+    private readonly OutageSnapshots? _snapshots;
+    /// <summary>The latest store confirmation recorded in a snapshot this process restored (null: none restored).</summary>
+    private DateTimeOffset? _restoredConfirmation;
     private readonly SemaphoreSlim _replayGate = new(1, 1);
     private ILiveness? _liveness;
     private long _outageUntilTicks = long.MinValue;
@@ -91,9 +94,11 @@ public sealed partial class IpamService
     private PoolCache OutageCache(string space, IpPrefix pool, string poolKey)
     {
         var cause = _outageCause.Length > 0 ? _outageCause : "no answer";
-        DateTimeOffset? last = _store.LastAnswer;
-        if (_liveness?.LastConfirmed is { } confirmed && (last is null || confirmed > last))
-            last = confirmed;
+        // A process restarted during the outage knows its pools (and when the store last confirmed it) from the
+        // snapshots taken at each pool's first journaled change.
+        if (!_pools.ContainsKey(poolKey) && RestoreFromSnapshot(space, pool, poolKey) is { } restored)
+            _pools[poolKey] = restored;
+        DateTimeOffset? last = LastConfirmation();
         if (last is null)
             throw new SkeinException(ErrorKind.Unavailable, $"the cluster store is unreachable ({cause}) and has not answered skein since it started, so skein cannot allocate on its own; try again when the store is back");
         var age = _time.GetUtcNow() - last.Value;
@@ -107,9 +112,65 @@ public sealed partial class IpamService
         return cache;
     }
 
+    /// <summary>When the store last confirmed this host: its last answer, the liveness renewal, or a restored snapshot's.</summary>
+    private DateTimeOffset? LastConfirmation()
+    {
+        DateTimeOffset? last = _store.LastAnswer;
+        if (_liveness?.LastConfirmed is { } confirmed && (last is null || confirmed > last))
+            last = confirmed;
+        if (_restoredConfirmation is { } restored && (last is null || restored > last))
+            last = restored;
+        return last;
+    }
+
+    /// <summary>The pool as its snapshot and its journal entries say, when it has entries and a snapshot; else null.</summary>
+    private PoolCache? RestoreFromSnapshot(string space, IpPrefix pool, string poolKey)
+    {
+        string poolText = pool.ToString();
+        if (_snapshots is null || !_journal!.HasEntriesFor(space, poolText) || _snapshots.Load(space, poolText) is not { } snapshot)
+            return null;
+        var cache = new PoolCache(snapshot.Space, pool, poolKey, snapshot.PoolVersion, snapshot.Record!);
+        foreach (var block in snapshot.Blocks)
+        {
+            var cidr = IpPrefix.Parse(block.Cidr, "snapshot block");
+            var index = pool.BlockIndexOf(cidr.Network, cache.BlockLength);
+            cache.Blocks[index] = new CachedBlock(cidr, index, block.Key, block.Version, block.Record!, block.Borrowed);
+        }
+        foreach (var entry in _journal.EntriesFor(space, poolText))
+        {
+            var address = IpAddressText.Parse(entry.Addr, "journaled address");
+            cache.BlockOf(address, out var index);
+            if (cache.Blocks.TryGetValue(index, out var block))
+                ApplySlot(block, (int)block.Cidr.OrdinalOf(address), entry.Slot, entry.Ts);
+        }
+        if (_restoredConfirmation is null || snapshot.LastConfirmed > _restoredConfirmation)
+            _restoredConfirmation = snapshot.LastConfirmed;
+        return cache;
+    }
+
+    /// <summary>Before a pool's first journaled change: the pool as acknowledged by the store, on disk (fsynced).</summary>
+    private void SnapshotBeforeFirstChange(PoolCache cache)
+    {
+        if (_snapshots is null || _journal!.HasEntriesFor(cache.Space, cache.Pool.ToString()))
+            return;
+        _snapshots.Save(new PoolSnapshot
+        {
+            Space = cache.Space,
+            Pool = cache.Pool.ToString(),
+            PoolVersion = cache.PoolVersion,
+            Record = cache.Record,
+            LastConfirmed = LastConfirmation() ?? _time.GetUtcNow(),
+            Blocks = [.. cache.Blocks.Values.Select(b => new BlockSnapshot
+            {
+                Cidr = b.Cidr.ToString(), Key = b.Key, Version = b.Version, Record = b.Record, Borrowed = b.Borrowed,
+            })],
+        });
+    }
+
     /// <summary>Journals the slot an address holds now (null: released at <paramref name="now"/>), then updates the cache.</summary>
     private void JournalSlot(PoolCache cache, CachedBlock block, int ordinal, SlotRecord? slot, long now)
     {
+        SnapshotBeforeFirstChange(cache);
         _journal!.Append(new JournalEntry
         {
             Space = cache.Space,
@@ -118,6 +179,12 @@ public sealed partial class IpamService
             Slot = slot,
             Ts = now,
         });
+        ApplySlot(block, ordinal, slot, now);
+    }
+
+    /// <summary>The in-memory side of a journaled change.</summary>
+    private static void ApplySlot(CachedBlock block, int ordinal, SlotRecord? slot, long now)
+    {
         if (slot is not null)
         {
             block.Record = WithSlot(block.Record, ordinal, slot);
@@ -243,6 +310,8 @@ public sealed partial class IpamService
                     replayed++;
                 }
                 _journal.Remove(entries);
+                if (!_journal.HasEntriesFor(space, poolText))
+                    _snapshots?.Delete(space, poolText);
                 _pools.TryRemove(poolKey, out _);
             }
             Interlocked.Exchange(ref _outageUntilTicks, long.MinValue);

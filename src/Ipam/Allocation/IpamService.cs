@@ -50,7 +50,11 @@ public sealed partial class IpamService : IDisposable
         _keys = new StoreKeys(options.KeyRoot, _node);
         _store = new IpamStoreAccess(store, _node, _incarnation, time);
         if (options.JournalDirectory is { } journalDirectory)
+        {
             _journal = OutageJournal.Open(journalDirectory);
+            _snapshots = new OutageSnapshots(journalDirectory);
+            _snapshots.DeleteAllBut(_journal.HasEntriesFor);
+        }
     }
 
     public string NodeId => _node;

@@ -115,6 +115,7 @@ internal sealed record AffinityRecord
 [JsonSerializable(typeof(BlockRecord))]
 [JsonSerializable(typeof(AffinityRecord))]
 [JsonSerializable(typeof(JournalEntry))]
+[JsonSerializable(typeof(PoolSnapshot))]
 internal sealed partial class IpamStoreJsonContext : JsonSerializerContext
 {
     public const int Schema = 1;

@@ -165,7 +165,45 @@ public sealed class OutageJournalTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_restart_during_the_outage_keeps_the_journal_and_replays_it_but_cannot_allocate_without_the_blocks()
+    public async Task A_restart_during_the_outage_allocates_from_the_snapshot_and_the_journal_and_replays_both()
+    {
+        string id, other;
+        using (var first = NodeA())
+        {
+            id = await PreparedPoolAsync(first);
+            other = await first.PoolAsync("10.7.0.0/24");          // known to the first process, never journaled
+            Assert.Equal("10.7.0.1/24", await first.GatewayAsync(other));
+            Assert.Equal("10.7.0.2/24", await first.EndpointAsync(other, IpamCalls.Mac(9)));
+            _flaky.Down = true;
+            Assert.Equal("10.5.0.3/24", await first.EndpointAsync(id, IpamCalls.Mac(2)));
+        }
+        // A crash while appending leaves a torn line: never acknowledged, dropped when the journal is opened.
+        await File.AppendAllTextAsync(JournalFile, "{\"v\":1,\"space\":\"Loc");
+        Assert.Single(Directory.GetFiles(Path.Combine(_journalDir, OutageSnapshots.DirectoryName)));
+
+        // Restarted with the store still down: the pool is known again from its snapshot plus the journal, so the
+        // next container gets the next address, and a repeat its own.
+        using var second = NodeA();
+        Assert.Equal(1, second.JournalLength);
+        Assert.Equal("10.5.0.4/24", await second.EndpointAsync(id, IpamCalls.Mac(3)));
+        Assert.Equal("10.5.0.3/24", await second.EndpointAsync(id, IpamCalls.Mac(2)));
+        // A pool with no journaled change has no snapshot: it fails fast, naming why.
+        await IpamCalls.FailsAsync(() => second.EndpointAsync(other, IpamCalls.Mac(8)), ErrorKind.Unavailable, "has not read pool");
+
+        _flaky.Down = false;
+        var replay = await second.ReplayJournalAsync(None);
+        Assert.Equal(2, replay.Replayed);
+        Assert.Empty(replay.Conflicts);
+        var block = await BlockAsync();
+        Assert.Contains("\"mac\":\"02:42:00:00:00:02\"", block);
+        Assert.Contains("\"mac\":\"02:42:00:00:00:03\"", block);
+        Assert.Empty(Directory.GetFiles(Path.Combine(_journalDir, OutageSnapshots.DirectoryName)));
+        Assert.Equal("10.5.0.5/24", await second.EndpointAsync(id, IpamCalls.Mac(4)));
+        Assert.Equal("10.5.0.4/24", await second.EndpointAsync(id, IpamCalls.Mac(3))); // idempotent on the MAC across the restart
+    }
+
+    [Fact]
+    public async Task A_snapshot_left_without_journal_entries_is_removed_at_start_and_never_used()
     {
         string id;
         using (var first = NodeA())
@@ -173,19 +211,21 @@ public sealed class OutageJournalTests : IAsyncLifetime
             id = await PreparedPoolAsync(first);
             _flaky.Down = true;
             Assert.Equal("10.5.0.3/24", await first.EndpointAsync(id, IpamCalls.Mac(2)));
+            _flaky.Down = false;
+            await first.ReplayJournalAsync(None);
+            // Store-written allocations after the outage are not in any snapshot.
+            Assert.Equal("10.5.0.4/24", await first.EndpointAsync(id, IpamCalls.Mac(3)));
         }
-        // A crash while appending leaves a torn line: never acknowledged, dropped when the journal is opened.
-        await File.AppendAllTextAsync(JournalFile, "{\"v\":1,\"space\":\"Loc");
+        // As if a crash came between the replay and the snapshot's removal.
+        var snapshots = Path.Combine(_journalDir, OutageSnapshots.DirectoryName);
+        Directory.CreateDirectory(snapshots);
+        await File.WriteAllTextAsync(Path.Combine(snapshots, "localdefault_10.5.0.0-24.json"),
+            "{\"v\":1,\"space\":\"LocalDefault\",\"pool\":\"10.5.0.0/24\",\"blocks\":[]}");
 
         using var second = NodeA();
-        Assert.Equal(1, second.JournalLength);
-        await IpamCalls.FailsAsync(() => second.EndpointAsync(id, IpamCalls.Mac(3)), ErrorKind.Unavailable, "has not answered skein since it started");
-        _flaky.Down = false;
-        var replay = await second.ReplayJournalAsync(None);
-        Assert.Equal(1, replay.Replayed);
-        Assert.Contains("\"mac\":\"02:42:00:00:00:02\"", await BlockAsync());
-        Assert.Equal("10.5.0.4/24", await second.EndpointAsync(id, IpamCalls.Mac(3)));
-        Assert.Equal("10.5.0.3/24", await second.EndpointAsync(id, IpamCalls.Mac(2))); // idempotent on the MAC across the restart
+        Assert.Empty(Directory.GetFiles(snapshots));
+        _flaky.Down = true;
+        await IpamCalls.FailsAsync(() => second.EndpointAsync(id, IpamCalls.Mac(5)), ErrorKind.Unavailable, "has not answered skein since it started");
     }
 
     [Fact]
