@@ -26,6 +26,7 @@ public sealed partial class IpamService
     private readonly OutageSnapshots? _snapshots;
     /// <summary>The latest store confirmation recorded in a snapshot this process restored (null: none restored).</summary>
     private DateTimeOffset? _restoredConfirmation;
+    private readonly Lock _restoredGate = new();
     private readonly SemaphoreSlim _replayGate = new(1, 1);
     private ILiveness? _liveness;
     private long _outageUntilTicks = long.MinValue;
@@ -118,7 +119,10 @@ public sealed partial class IpamService
         DateTimeOffset? last = _store.LastAnswer;
         if (_liveness?.LastConfirmed is { } confirmed && (last is null || confirmed > last))
             last = confirmed;
-        if (_restoredConfirmation is { } restored && (last is null || restored > last))
+        DateTimeOffset? restored;
+        lock (_restoredGate)
+            restored = _restoredConfirmation;
+        if (restored is not null && (last is null || restored > last))
             last = restored;
         return last;
     }
@@ -143,8 +147,12 @@ public sealed partial class IpamService
             if (cache.Blocks.TryGetValue(index, out var block))
                 ApplySlot(block, (int)block.Cidr.OrdinalOf(address), entry.Slot, entry.Ts);
         }
-        if (_restoredConfirmation is null || snapshot.LastConfirmed > _restoredConfirmation)
-            _restoredConfirmation = snapshot.LastConfirmed;
+        lock (_restoredGate)
+        {
+            // Pools restore under their own locks, possibly at once: the latest confirmation any snapshot recorded.
+            if (_restoredConfirmation is null || snapshot.LastConfirmed > _restoredConfirmation)
+                _restoredConfirmation = snapshot.LastConfirmed;
+        }
         return cache;
     }
 
