@@ -103,6 +103,9 @@ public sealed partial class IpamService
         if (last is null)
             throw new SkeinException(ErrorKind.Unavailable, $"the cluster store is unreachable ({cause}) and has not answered skein since it started, so skein cannot allocate on its own; try again when the store is back");
         var age = _time.GetUtcNow() - last.Value;
+        if (age < TimeSpan.Zero)
+            throw new SkeinException(ErrorKind.Unavailable,
+                $"the cluster store is unreachable ({cause}) and this host's clock is behind the store's last confirmation of it ({last.Value:u}), so skein cannot tell how long it has been on its own; try again when the store is back");
         if (age >= _options.OutageAllowance)
             throw new SkeinException(ErrorKind.Unavailable,
                 $"the cluster store is unreachable ({cause}) and last confirmed this host {age.TotalSeconds:0} s ago; past {_options.OutageAllowance.TotalSeconds:0} s " +
@@ -159,15 +162,41 @@ public sealed partial class IpamService
     /// <summary>Before a pool's first journaled change: the pool as acknowledged by the store, on disk (fsynced).</summary>
     private void SnapshotBeforeFirstChange(PoolCache cache)
     {
-        if (_snapshots is null || _journal!.HasEntriesFor(cache.Space, cache.Pool.ToString()))
+        if (_snapshots is not null && !_journal!.HasEntriesFor(cache.Space, cache.Pool.ToString()))
+            SaveSnapshot(cache);
+    }
+
+    /// <summary>
+    /// After a store write to a pool that has journal entries: the snapshot is rewritten from the cache (which holds
+    /// the journaled changes too; they are re-applied on restore and give the same slots).
+    /// </summary>
+    private void RefreshSnapshot(PoolCache cache)
+    {
+        if (_snapshots is null || !_journal!.HasEntriesFor(cache.Space, cache.Pool.ToString()))
             return;
-        _snapshots.Save(new PoolSnapshot
+        try
+        {
+            SaveSnapshot(cache);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SkeinException)
+        {
+            // The store write stands. Without a snapshot that knows it, a process restarted during the outage must
+            // not allocate in this pool at all: it then fails fast, as for a pool it never read.
+            _snapshots.TryDelete(cache.Space, cache.Pool.ToString());
+        }
+    }
+
+    private void SaveSnapshot(PoolCache cache)
+    {
+        var confirmed = LastConfirmation()
+            ?? throw new SkeinException(ErrorKind.Unavailable, $"the cluster store has not confirmed this host since skein started; nothing of pool {cache.Space}/{cache.Pool} is journaled");
+        _snapshots!.Save(new PoolSnapshot
         {
             Space = cache.Space,
             Pool = cache.Pool.ToString(),
             PoolVersion = cache.PoolVersion,
             Record = cache.Record,
-            LastConfirmed = LastConfirmation() ?? _time.GetUtcNow(),
+            LastConfirmed = confirmed,
             Blocks = [.. cache.Blocks.Values.Select(b => new BlockSnapshot
             {
                 Cidr = b.Cidr.ToString(), Key = b.Key, Version = b.Version, Record = b.Record, Borrowed = b.Borrowed,
@@ -319,7 +348,7 @@ public sealed partial class IpamService
                 }
                 _journal.Remove(entries);
                 if (!_journal.HasEntriesFor(space, poolText))
-                    _snapshots?.Delete(space, poolText);
+                    _snapshots?.TryDelete(space, poolText);
                 _pools.TryRemove(poolKey, out _);
             }
             Interlocked.Exchange(ref _outageUntilTicks, long.MinValue);

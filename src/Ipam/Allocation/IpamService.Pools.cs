@@ -253,6 +253,9 @@ public sealed partial class IpamService
         using var spaceHeld = await _spaceLocks.AcquireAsync(StoreKeys.SpaceSegment(id.Space), ct).ConfigureAwait(false);
         string poolKey = _keys.Pool(id.Space, id.Pool);
         using var poolHeld = await _poolLocks.AcquireAsync(poolKey, ct).ConfigureAwait(false);
+        // Again under the lock: a request may have journaled a change while this one waited for it.
+        if (HasJournalFor(id.Space, id.Pool))
+            throw new SkeinException(ErrorKind.Unavailable, $"pool {id} has changes made while the cluster store was unreachable that are not written back yet; try again when the store is back");
         try
         {
             for (int attempt = 1; ; attempt++)

@@ -90,7 +90,12 @@ public sealed partial class IpamService : IDisposable
             var cache = await LoadPoolAsync(space, pool, poolKey, ct).ConfigureAwait(false);
             try
             {
-                return await work(cache).ConfigureAwait(false);
+                var result = await work(cache).ConfigureAwait(false);
+                // A store write to a pool whose journal is not written back yet (a request that checked for journal
+                // entries before one was made, fencing, a gateway): the pool's outage snapshot follows, or a process
+                // restarted during the outage would not know that write.
+                RefreshSnapshot(cache);
+                return result;
             }
             catch (StaleStateException)
             {

@@ -60,7 +60,10 @@ internal sealed class OutageSnapshots(string directory)
         try
         {
             var snapshot = JsonSerializer.Deserialize(File.ReadAllBytes(PathOf(space, pool)), IpamStoreJsonContext.Default.PoolSnapshot);
-            return snapshot is { Record: not null } && snapshot.Blocks.All(b => b.Record is not null) ? snapshot : null;
+            return snapshot is { Record: not null, V: IpamStoreJsonContext.Schema } && snapshot.Blocks.All(b => b.Record is not null)
+                && snapshot.Pool == pool && string.Equals(snapshot.Space, space, StringComparison.OrdinalIgnoreCase)
+                ? snapshot
+                : null;
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
         {
@@ -68,13 +71,14 @@ internal sealed class OutageSnapshots(string directory)
         }
     }
 
-    public void Delete(string space, string pool)
+    /// <summary>Best effort: a snapshot left behind is removed at the next start (it has no journal entries then).</summary>
+    public void TryDelete(string space, string pool)
     {
         try
         {
             File.Delete(PathOf(space, pool));
         }
-        catch (DirectoryNotFoundException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
         }
     }
@@ -84,21 +88,35 @@ internal sealed class OutageSnapshots(string directory)
     {
         if (!Directory.Exists(_directory))
             return;
-        foreach (var path in Directory.EnumerateFiles(_directory, "*.json"))
+        foreach (var path in Directory.EnumerateFiles(_directory))
         {
-            PoolSnapshot? snapshot = null;
             try
             {
-                snapshot = JsonSerializer.Deserialize(File.ReadAllBytes(path), IpamStoreJsonContext.Default.PoolSnapshot);
+                PoolSnapshot? snapshot = null;
+                if (path.EndsWith(".json", StringComparison.Ordinal))
+                {
+                    try
+                    {
+                        snapshot = JsonSerializer.Deserialize(File.ReadAllBytes(path), IpamStoreJsonContext.Default.PoolSnapshot);
+                    }
+                    catch (JsonException)
+                    {
+                    }
+                }
+                if (snapshot is null || !keep(snapshot.Space, snapshot.Pool))
+                    File.Delete(path);
             }
-            catch (Exception e) when (e is IOException or JsonException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
+                // Best effort: a file that cannot be read or removed is never used (Load checks what it holds).
             }
-            if (snapshot is null || !keep(snapshot.Space, snapshot.Pool))
-                File.Delete(path);
         }
     }
 
-    private string PathOf(string space, string pool) =>
-        Path.Combine(_directory, $"{StoreKeys.SpaceSegment(space)}_{pool.Replace('/', '-').Replace(':', '_')}.json");
+    /// <summary>One file per pool, named by a hash of the space (case-folded) and the pool, so no two pools share one.</summary>
+    private string PathOf(string space, string pool)
+    {
+        var digest = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(StoreKeys.SpaceSegment(space) + "\n" + pool));
+        return Path.Combine(_directory, Convert.ToHexStringLower(digest.AsSpan(0, 12)) + ".json");
+    }
 }

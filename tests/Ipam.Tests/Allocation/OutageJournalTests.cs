@@ -206,26 +206,120 @@ public sealed class OutageJournalTests : IAsyncLifetime
     public async Task A_snapshot_left_without_journal_entries_is_removed_at_start_and_never_used()
     {
         string id;
+        var snapshots = Path.Combine(_journalDir, OutageSnapshots.DirectoryName);
+        string path, saved;
         using (var first = NodeA())
         {
             id = await PreparedPoolAsync(first);
             _flaky.Down = true;
             Assert.Equal("10.5.0.3/24", await first.EndpointAsync(id, IpamCalls.Mac(2)));
+            path = Directory.GetFiles(snapshots).Single();
+            saved = await File.ReadAllTextAsync(path);
             _flaky.Down = false;
             await first.ReplayJournalAsync(None);
-            // Store-written allocations after the outage are not in any snapshot.
+            Assert.Empty(Directory.GetFiles(snapshots));
+            // Store-written allocations after the outage are in no snapshot.
             Assert.Equal("10.5.0.4/24", await first.EndpointAsync(id, IpamCalls.Mac(3)));
         }
-        // As if a crash came between the replay and the snapshot's removal.
-        var snapshots = Path.Combine(_journalDir, OutageSnapshots.DirectoryName);
-        Directory.CreateDirectory(snapshots);
-        await File.WriteAllTextAsync(Path.Combine(snapshots, "localdefault_10.5.0.0-24.json"),
-            "{\"v\":1,\"space\":\"LocalDefault\",\"pool\":\"10.5.0.0/24\",\"blocks\":[]}");
+        // As if a crash came between the replay and the snapshot's removal: the real snapshot is back.
+        await File.WriteAllTextAsync(path, saved);
 
         using var second = NodeA();
         Assert.Empty(Directory.GetFiles(snapshots));
         _flaky.Down = true;
         await IpamCalls.FailsAsync(() => second.EndpointAsync(id, IpamCalls.Mac(5)), ErrorKind.Unavailable, "has not answered skein since it started");
+    }
+
+    [Fact]
+    public async Task Past_the_allowance_a_restarted_process_refuses_as_the_running_one_would()
+    {
+        string id;
+        using (var first = NodeA())
+        {
+            id = await PreparedPoolAsync(first);
+            _flaky.Down = true;
+            Assert.Equal("10.5.0.3/24", await first.EndpointAsync(id, IpamCalls.Mac(2)));
+        }
+        _env.Time.Advance(Allowance + TimeSpan.FromSeconds(1));
+        using var second = NodeA();
+        await IpamCalls.FailsAsync(() => second.EndpointAsync(id, IpamCalls.Mac(3)), ErrorKind.Unavailable, "last confirmed this host");
+    }
+
+    [Fact]
+    public async Task A_store_write_after_the_first_journaled_change_reaches_the_snapshot_so_a_restart_never_hands_it_out()
+    {
+        var gated = new HangingStore(_flaky);
+        IpamService Node() => _env.NewService("node-a", o => o with { JournalDirectory = _journalDir, OutageAllowance = Allowance }, gated);
+        string id;
+        using (var first = Node())
+        {
+            id = await PreparedPoolAsync(first);
+            var hang = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            gated.Gate = hang;
+            var endpoint = first.EndpointAsync(id, IpamCalls.Mac(2));      // holds the pool lock; its commit hangs, then fails
+            await gated.Entered.Task;
+            var aux = first.AuxAsync(id, "10.5.0.10");                      // found no journal entries; waits for the lock
+            await Task.Delay(100);
+            gated.ReadsFail = () => first.JournalLength == 0;
+            hang.SetResult();
+            await Task.WhenAll(endpoint, aux);
+            Assert.Equal(1, first.JournalLength);
+            Assert.Contains("\"10\":{\"kind\":\"aux\"", await BlockAsync()); // the aux reached the store after the journal entry
+        }
+        _flaky.Down = true;
+        using var second = Node();
+        await IpamCalls.FailsAsync(() => second.EndpointAsync(id, IpamCalls.Mac(3), "10.5.0.10"), ErrorKind.Conflict, "10.5.0.10");
+        Assert.Equal("10.5.0.4/24", await second.EndpointAsync(id, IpamCalls.Mac(3)));
+        _flaky.Down = false;
+        Assert.Empty((await second.ReplayJournalAsync(None)).Conflicts);
+    }
+
+    [Fact]
+    public async Task A_group_write_whose_answer_was_lost_survives_a_restart_during_the_outage()
+    {
+        string id;
+        using (var first = NodeA())
+        {
+            id = await PreparedPoolAsync(first);
+            _flaky.LoseNextCommitAnswers = 1;
+            _flaky.DownAfterLostAnswer = true;
+            Assert.Equal("10.5.0.3/24", await first.EndpointAsync(id, IpamCalls.Mac(2)));
+            Assert.Equal(1, first.JournalLength);
+        }
+        using var second = NodeA();
+        Assert.Equal("10.5.0.4/24", await second.EndpointAsync(id, IpamCalls.Mac(3)));
+        Assert.Equal("10.5.0.3/24", await second.EndpointAsync(id, IpamCalls.Mac(2)));
+        _flaky.Down = false;
+        Assert.Empty((await second.ReplayJournalAsync(None)).Conflicts);
+    }
+
+    /// <summary>A store whose next commit hangs until released and then fails as unreachable; reads fail while told to.</summary>
+    private sealed class HangingStore(IClusterStore inner) : IClusterStore
+    {
+        public TaskCompletionSource? Gate;
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Func<bool> ReadsFail { get; set; } = () => false;
+        public StoreLimits Limits => inner.Limits;
+        public Task<KvEntry?> GetAsync(string key, CancellationToken ct) => ReadsFail() ? throw new StoreUnavailableException("down (test)") : inner.GetAsync(key, ct);
+        public Task<(IReadOnlyList<KvEntry> Entries, long Revision)> ListAsync(string prefix, bool keysOnly, CancellationToken ct) =>
+            ReadsFail() ? throw new StoreUnavailableException("down (test)") : inner.ListAsync(prefix, keysOnly, ct);
+        public Task<WriteResult> PutAsync(string key, ReadOnlyMemory<byte> value, Precondition pre, bool ephemeral, CancellationToken ct) => inner.PutAsync(key, value, pre, ephemeral, ct);
+        public Task<WriteResult> DeleteAsync(string key, Precondition pre, CancellationToken ct) => inner.DeleteAsync(key, pre, ct);
+
+        public async Task<TxnResult> CommitAsync(IReadOnlyList<TxnOp> ops, CancellationToken ct)
+        {
+            if (Interlocked.Exchange(ref Gate, null) is { } gate)
+            {
+                Entered.TrySetResult();
+                await gate.Task;
+                throw new StoreUnavailableException("connection refused (test)");
+            }
+            return await inner.CommitAsync(ops, ct);
+        }
+
+        public IAsyncEnumerable<WatchUpdate> WatchPrefixAsync(string prefix, CancellationToken ct) => inner.WatchPrefixAsync(prefix, ct);
+        public Task<ILiveness> StartLivenessAsync(LivenessOptions options, CancellationToken ct) => inner.StartLivenessAsync(options, ct);
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     [Fact]
