@@ -159,13 +159,14 @@ public sealed class OverlayController : IAsyncDisposable
     public void EnsureDevice(NetworkRecord network)
     {
         var device = Device(network);
-        _dataplane.EnsureDevice(device);
+        bool created = _dataplane.EnsureDevice(device);
         if (_byNet.TryGetValue(network.ClusterNetwork!, out var participation))
         {
             participation.Device = device;
             // A recreated VXLAN device leaves the ports' redirects aimed at the deleted one, where mirred drops the
-            // frames: re-point them at once, not at the next view.
-            SyncBypass(participation);
+            // frames: re-point them at once, not at the next view. An unchanged one needs nothing here.
+            if (created)
+                SyncBypass(participation);
         }
     }
 

@@ -9,7 +9,8 @@ namespace Skein.Driver.Overlay.Control;
 /// <summary>The kernel side the control plane drives; the real one is <see cref="OverlayDataplane"/>.</summary>
 public interface IOverlayDataplane
 {
-    void EnsureDevice(OverlayDevice device);
+    /// <summary>True when the VXLAN link was (re)created.</summary>
+    bool EnsureDevice(OverlayDevice device);
     bool RemoveDevice(string vxlanName);
     PeerSyncResult Apply(OverlayDevice device, PeerView desired);
     BypassSyncResult ApplyBypass(OverlayDevice device, IReadOnlyCollection<LocalPort> locals, PeerView? peers, bool enabled);
@@ -22,7 +23,7 @@ public sealed class KernelOverlayDataplane(IHostKernel kernel, ILogger log) : IO
 {
     private readonly OverlayDataplane _dataplane = new(kernel, log);
 
-    public void EnsureDevice(OverlayDevice device) => _dataplane.EnsureDevice(device);
+    public bool EnsureDevice(OverlayDevice device) => _dataplane.EnsureDevice(device);
     public bool RemoveDevice(string vxlanName) => _dataplane.RemoveDevice(vxlanName);
     public PeerSyncResult Apply(OverlayDevice device, PeerView desired) => _dataplane.Apply(device, desired);
     public BypassSyncResult ApplyBypass(OverlayDevice device, IReadOnlyCollection<LocalPort> locals, PeerView? peers, bool enabled) =>

@@ -58,9 +58,9 @@ public sealed partial class OverlayDataplane
         ArgumentNullException.ThrowIfNull(locals);
         if (_bypassUnsupported is not null)
             return default;
-        var links = kernel.ListLinks();
-        var vxlan = links.FirstOrDefault(l => l.Name == device.VxlanName);
-        var bridge = links.FirstOrDefault(l => l.Name == device.BridgeName);
+        var byName = kernel.ListLinks().DistinctBy(l => l.Name).ToDictionary(l => l.Name, StringComparer.Ordinal);
+        var vxlan = byName.GetValueOrDefault(device.VxlanName);
+        var bridge = byName.GetValueOrDefault(device.BridgeName);
         if (vxlan is null || vxlan.Kind != "vxlan" || bridge is null)
             throw SkeinException.NotFound($"VXLAN device {device.VxlanName} on bridge {device.BridgeName} does not exist (EnsureDevice first)");
 
@@ -70,14 +70,13 @@ public sealed partial class OverlayDataplane
 
         // Local ports: the veth must exist and sit on this network's bridge (a port in the middle of a Join or a
         // Delete is skipped; the next sync takes it). A MAC on two ports is ambiguous and gets no bypass.
-        var ports = new Dictionary<PhysicalAddress, int>();
+        var ports = new Dictionary<PhysicalAddress, Link>();
         var duplicates = new HashSet<PhysicalAddress>();
         foreach (var local in locals)
         {
-            var veth = links.FirstOrDefault(l => l.Name == local.HostVeth);
-            if (veth is null || veth.MasterIndex != bridge.Index)
+            if (!byName.TryGetValue(local.HostVeth, out var veth) || veth.MasterIndex != bridge.Index)
                 continue;
-            if (!ports.TryAdd(local.Mac, veth.Index))
+            if (!ports.TryAdd(local.Mac, veth))
                 duplicates.Add(local.Mac);
         }
         foreach (var mac in duplicates)
@@ -90,22 +89,21 @@ public sealed partial class OverlayDataplane
         {
             if (qdiscs.ContainsKey(vxlan.Index))
                 changes.Remove($"clsact on {device.VxlanName}", () => kernel.DeleteClsactQdisc(vxlan.Index));
-            foreach (var index in ports.Values.Where(i => qdiscs.TryGetValue(i, out var q) && q.IngressBlock == block))
-                changes.Remove($"clsact on link {index}", () => kernel.DeleteClsactQdisc(index));
+            foreach (var veth in ports.Values.Where(v => qdiscs.TryGetValue(v.Index, out var q) && q.IngressBlock == block))
+                changes.Remove($"clsact on {veth.Name}", () => kernel.DeleteClsactQdisc(veth.Index));
             return changes.Result();
         }
 
         // From the VXLAN device to local ports. The VXLAN device's clsact carries its own filters, never a block.
         if (EnsureClsact(changes, vxlan.Index, device.VxlanName, qdiscs, 0))
         {
-            var toPorts = ports.ToDictionary(p => p.Key, p => p.Value);
-            SyncFilters(changes, FilterAttachment.Ingress(vxlan.Index), toPorts);
+            SyncFilters(changes, FilterAttachment.Ingress(vxlan.Index), ports.ToDictionary(p => p.Key, p => p.Value.Index));
         }
 
         // From local ports to the VXLAN device, through the network's shared block.
         bool blockExists = false;
-        foreach (var (mac, index) in ports)
-            blockExists |= EnsureClsact(changes, index, links.First(l => l.Index == index).Name, qdiscs, block);
+        foreach (var veth in ports.Values)
+            blockExists |= EnsureClsact(changes, veth.Index, veth.Name, qdiscs, block);
         if (blockExists && peers is not null)
         {
             // Never this host's own bridge or VXLAN MAC: a peer record naming one would pull the gateway's frames

@@ -29,9 +29,10 @@ public sealed partial class OverlayDataplane(IHostKernel kernel, ILogger log)
     /// VNI, port, local address, learning or checksum settings differ (the kernel cannot change all of them in
     /// place), MTU and master repaired in place, bridge port flags learning off and neigh_suppress on, no IPv6
     /// address generation and no addresses, link up.
-    /// A link created by this call is removed again if a later step fails.
+    /// A link created by this call is removed again if a later step fails. True when the link was (re)created: its
+    /// index is new, so whatever pointed at the old one must be pointed again.
     /// </summary>
-    public void EnsureDevice(OverlayDevice device)
+    public bool EnsureDevice(OverlayDevice device)
     {
         Validate(device);
         var bridge = kernel.GetLink(device.BridgeName)
@@ -89,6 +90,7 @@ public sealed partial class OverlayDataplane(IHostKernel kernel, ILogger log)
 
             if (!link.IsUp)
                 kernel.SetLinkUp(link.Index);
+            return created;
         }
         catch when (created)
         {

@@ -182,9 +182,13 @@ public sealed class OverlayControllerTests : IAsyncLifetime
         await WaitAsync(() => _dataplane.LastBypass?.Peers?.Endpoints.Count == 1, "the remote endpoint should reach the bypass");
         Assert.Equal([port], _dataplane.LastBypass!.Locals);
 
-        // A (re)created VXLAN device gets the ports' redirects re-aimed at once.
+        // A (re)created VXLAN device gets the ports' redirects re-aimed at once; an unchanged one costs nothing.
         _dataplane.LastBypass = null;
         controller.EnsureDevice(network);
+        Assert.Null(_dataplane.LastBypass);
+        _dataplane.Creates = true;
+        controller.EnsureDevice(network);
+        _dataplane.Creates = false;
         Assert.Equal([port], _dataplane.LastBypass!.Locals);
 
         // Leave: no ports, the remote view kept.
@@ -278,7 +282,13 @@ public sealed class OverlayControllerTests : IAsyncLifetime
         public volatile PeerView? LastView;
         public volatile OverlayDevice? LastDevice;
         public List<string> Removed { get; } = [];
-        public void EnsureDevice(OverlayDevice device) => LastDevice = device;
+        /// <summary>What the next EnsureDevice reports: the link was (re)created.</summary>
+        public bool Creates { get; set; }
+        public bool EnsureDevice(OverlayDevice device)
+        {
+            LastDevice = device;
+            return Creates;
+        }
         public bool RemoveDevice(string vxlanName)
         {
             Removed.Add(vxlanName);
