@@ -22,8 +22,6 @@ public abstract class ConcurrentRequestsPropertyTests : ClusterTestBase
     private const int RequestsInFlight = 4;
     private const int OperationsPerWorker = 25;
 
-    private sealed record Allocation(string Host, string Address, string Mac, string Eid);
-
     private sealed class SimulatedHost(string node, IpamService ipam)
     {
         public string Node { get; } = node;
@@ -125,13 +123,6 @@ public abstract class ConcurrentRequestsPropertyTests : ClusterTestBase
         }
     }
 
-    private static void AssertStoreHoldsExactly(List<SlotView> slots, List<Allocation> live, string context)
-    {
-        var expected = live.Select(a => $"{a.Address} {a.Host} {a.Mac}").Order(StringComparer.Ordinal).ToList();
-        var actual = slots.Where(s => s.Kind == "container").Select(s => $"{s.Address} {s.Node} {s.Mac}").Order(StringComparer.Ordinal).ToList();
-        Assert.True(expected.SequenceEqual(actual),
-            $"store and live allocations differ ({context}):\n only in store: {string.Join(", ", actual.Except(expected))}\n only live: {string.Join(", ", expected.Except(actual))}");
-    }
 }
 
 public sealed class EmbeddedConcurrentRequestsPropertyTests : ConcurrentRequestsPropertyTests

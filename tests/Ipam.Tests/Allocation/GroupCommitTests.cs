@@ -42,6 +42,15 @@ public sealed class GroupCommitTests : IAsyncLifetime
 
     private static string Address(int last) => $"10.6.0.{last}/24";
 
+    /// <summary>The first endpoint request (MAC 1) with its commit held open, so the requests made next queue behind it.</summary>
+    private async Task<(Task<string> Call, GatedStore.Hold Held)> FirstHeldAsync(IpamService ipam, string id)
+    {
+        var held = _gated.HoldNextCommit();
+        var call = ipam.EndpointAsync(id, IpamCalls.Mac(1));
+        await held.Entered;
+        return (call, held);
+    }
+
     /// <summary>Ordinal → MAC of the container slots in a block, as the store holds it.</summary>
     private async Task<Dictionary<int, string>> ContainerSlotsAsync(string blockKey)
     {
@@ -59,9 +68,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
         using var ipam = NodeA();
         string id = await PreparedPoolAsync(ipam);
         int before = _gated.Commits;
-        var held = _gated.HoldNextCommit();
-        var first = ipam.EndpointAsync(id, IpamCalls.Mac(1));
-        await held.Entered;
+        var (first, held) = await FirstHeldAsync(ipam, id);
         var queued = Enumerable.Range(2, 7).Select(n => ipam.EndpointAsync(id, IpamCalls.Mac(n))).ToList();
         held.Release();
 
@@ -82,9 +89,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
         using var ipam = NodeA();
         string id = await PreparedPoolAsync(ipam);
         int before = _gated.Commits;
-        var held = _gated.HoldNextCommit();
-        var first = ipam.EndpointAsync(id, IpamCalls.Mac(1));
-        await held.Entered;
+        var (first, held) = await FirstHeldAsync(ipam, id);
         var dynamic = ipam.EndpointAsync(id, IpamCalls.Mac(2));
         var taken = ipam.EndpointAsync(id, IpamCalls.Mac(3), "10.6.0.2"); // the first request's address
         var staticFree = ipam.EndpointAsync(id, IpamCalls.Mac(4), "10.6.0.10");
@@ -115,9 +120,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
         using var ipam = NodeA();
         string id = await PreparedPoolAsync(ipam);
         int before = _gated.Commits;
-        var held = _gated.HoldNextCommit();
-        var first = ipam.EndpointAsync(id, IpamCalls.Mac(1));
-        await held.Entered;
+        var (first, held) = await FirstHeldAsync(ipam, id);
         var queued = Enumerable.Range(2, 19).Select(n => ipam.EndpointAsync(id, IpamCalls.Mac(n))).ToList();
         held.Release();
 
@@ -136,9 +139,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
         for (int block = 1; block <= 10; block++)
             Assert.Equal(Address(16 * block + 1), await ipam.EndpointAsync(id, IpamCalls.Mac(100 + block), $"10.6.0.{16 * block + 1}")); // claims it
         int before = _gated.Commits;
-        var held = _gated.HoldNextCommit();
-        var first = ipam.EndpointAsync(id, IpamCalls.Mac(1));
-        await held.Entered;
+        var (first, held) = await FirstHeldAsync(ipam, id);
         var queued = Enumerable.Range(1, 10).Select(block => ipam.EndpointAsync(id, IpamCalls.Mac(200 + block), $"10.6.0.{16 * block + 2}")).ToList();
         var batch = _gated.HoldNextCommit();
         held.Release();
@@ -157,9 +158,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
         using var ipam = NodeA();
         string id = await PreparedPoolAsync(ipam);
         int before = _gated.Commits;
-        var first = _gated.HoldNextCommit();
-        var firstCall = ipam.EndpointAsync(id, IpamCalls.Mac(1));
-        await first.Entered;
+        var (firstCall, first) = await FirstHeldAsync(ipam, id);
         var queued = Enumerable.Range(2, 4).Select(n => ipam.EndpointAsync(id, IpamCalls.Mac(n))).ToList();
         var batch = _gated.HoldNextCommit();
         first.Release();
@@ -181,9 +180,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
     {
         using var ipam = NodeA();
         string id = await PreparedPoolAsync(ipam);
-        var first = _gated.HoldNextCommit();
-        var firstCall = ipam.EndpointAsync(id, IpamCalls.Mac(1));
-        await first.Entered;
+        var (firstCall, first) = await FirstHeldAsync(ipam, id);
         var queued = Enumerable.Range(2, 4).Select(n => ipam.EndpointAsync(id, IpamCalls.Mac(n))).ToList();
         var batch = _gated.HoldNextCommit();
         first.Release();
@@ -203,9 +200,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
     {
         using var ipam = NodeA(journal: true);
         string id = await PreparedPoolAsync(ipam);
-        var held = _gated.HoldNextCommit();
-        var first = ipam.EndpointAsync(id, IpamCalls.Mac(1));
-        await held.Entered;
+        var (first, held) = await FirstHeldAsync(ipam, id);
         var queued = Enumerable.Range(2, 4).Select(n => ipam.EndpointAsync(id, IpamCalls.Mac(n))).ToList();
         _flaky.Down = true;
         held.Release();
@@ -227,9 +222,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
     {
         using var ipam = NodeA(journal: true);
         string id = await PreparedPoolAsync(ipam);
-        var first = _gated.HoldNextCommit();
-        var firstCall = ipam.EndpointAsync(id, IpamCalls.Mac(1));
-        await first.Entered;
+        var (firstCall, first) = await FirstHeldAsync(ipam, id);
         var queued = Enumerable.Range(2, 4).Select(n => ipam.EndpointAsync(id, IpamCalls.Mac(n))).ToList();
         var batch = _gated.HoldNextCommit();
         first.Release();
@@ -257,9 +250,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
     {
         using var ipam = NodeA();
         string id = await PreparedPoolAsync(ipam);
-        var held = _gated.HoldNextCommit();
-        var first = ipam.EndpointAsync(id, IpamCalls.Mac(1));
-        await held.Entered;
+        var (first, held) = await FirstHeldAsync(ipam, id);
         using var cancel = new CancellationTokenSource();
         var cancelled = ipam.RequestAddressAsync(new RequestAddressRequest
         {
@@ -280,9 +271,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
     {
         using var ipam = NodeA();
         string id = await PreparedPoolAsync(ipam);
-        var hold1 = _gated.HoldNextCommit();
-        var first = ipam.EndpointAsync(id, IpamCalls.Mac(1));
-        await hold1.Entered;
+        var (first, hold1) = await FirstHeldAsync(ipam, id);
         var second = ipam.EndpointAsync(id, IpamCalls.Mac(2));
         var aux = ipam.AuxAsync(id, "10.6.0.12");              // queued for the pool lock behind the second request
         using var cancel = new CancellationTokenSource();

@@ -116,6 +116,18 @@ public abstract class ClusterTestBase : IAsyncLifetime
 
     public sealed record SlotView(string Address, string Kind, string Node, string? Mac, string? Eid, string? State, string Block, string? Owner);
 
+    /// <summary>An address a property test's simulated host holds: the store must hold exactly these.</summary>
+    protected sealed record Allocation(string Host, string Address, string Mac, string Eid);
+
+    /// <summary>The container slots in the store are exactly the live allocations: address, node and MAC.</summary>
+    protected static void AssertStoreHoldsExactly(List<SlotView> slots, List<Allocation> live, string context)
+    {
+        var expected = live.Select(a => $"{a.Address} {a.Host} {a.Mac}").Order(StringComparer.Ordinal).ToList();
+        var actual = slots.Where(s => s.Kind == "container").Select(s => $"{s.Address} {s.Node} {s.Mac}").Order(StringComparer.Ordinal).ToList();
+        Assert.True(expected.SequenceEqual(actual),
+            $"store and live allocations differ ({context}):\n only in store: {string.Join(", ", actual.Except(expected))}\n only live: {string.Join(", ", expected.Except(actual))}");
+    }
+
     /// <summary>Every slot of every block under the root, read straight from the store.</summary>
     protected async Task<List<SlotView>> SlotsAsync()
     {

@@ -21,8 +21,6 @@ public abstract class MultiHostAllocationPropertyTests : ClusterTestBase
     private const int Hosts = 4;
     private const int OperationsPerHost = 60;
 
-    private sealed record Allocation(string Host, string Address, string Mac, string Eid);
-
     private sealed class SimulatedHost(string node, IClusterStore store, NodeMembership membership, IpamService ipam)
     {
         public string Node { get; } = node;
@@ -140,14 +138,6 @@ public abstract class MultiHostAllocationPropertyTests : ClusterTestBase
         }
     }
 
-    private static void AssertStoreHoldsExactly(List<SlotView> slots, List<Allocation> live, string context)
-    {
-        var containers = slots.Where(s => s.Kind == "container").ToList();
-        var expected = live.Select(a => $"{a.Address} {a.Host}").Order(StringComparer.Ordinal).ToList();
-        var actual = containers.Select(s => $"{s.Address} {s.Node}").Order(StringComparer.Ordinal).ToList();
-        Assert.True(expected.SequenceEqual(actual),
-            $"store and live allocations differ ({context}):\n only in store: {string.Join(", ", actual.Except(expected))}\n only live: {string.Join(", ", expected.Except(actual))}");
-    }
 }
 
 public sealed class EtcdMultiHostAllocationPropertyTests(EtcdFixture fixture) : MultiHostAllocationPropertyTests, IClassFixture<EtcdFixture>
