@@ -45,6 +45,18 @@ public sealed class TwoHostTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
             return (a, b);
         }
 
+        /// <summary>Hosts A and B on the underlay, each with its skein on its store URL, started together.</summary>
+        public async Task<(ClusterHost A, ClusterHost B, NetNs UnderlayA, NetNs UnderlayB)> StartHostsAsync(string storeA, string storeB)
+        {
+            var (underlayA, underlayB) = Underlay();
+            var a = new ClusterHost("host-a", underlayA, storeA, IPAddress.Parse("198.51.100.1"), TimeSpan.FromSeconds(30));
+            var b = new ClusterHost("host-b", underlayB, storeB, IPAddress.Parse("198.51.100.2"), TimeSpan.FromSeconds(30));
+            Hosts.Add(a);
+            Hosts.Add(b);
+            await Task.WhenAll(a.StartAsync(), b.StartAsync());
+            return (a, b, underlayA, underlayB);
+        }
+
         public async ValueTask DisposeAsync()
         {
             foreach (var host in Enumerable.Reverse(Hosts))
@@ -69,14 +81,8 @@ public sealed class TwoHostTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         Skip.IfNot(PluginTestHost.IsSupported, PluginTestHost.SkipReason);
         Skip.If(etcd.Server is null, LoopbackEtcd.SkipReason);
         await using var lab = new Lab();
-        var (underlayA, underlayB) = lab.Underlay();
-
         var store = etcd.Server!.StoreUrl("mh" + Guid.NewGuid().ToString("N")[..8]);
-        var a = new ClusterHost("host-a", underlayA, store, IPAddress.Parse("198.51.100.1"), TimeSpan.FromSeconds(30));
-        var b = new ClusterHost("host-b", underlayB, store, IPAddress.Parse("198.51.100.2"), TimeSpan.FromSeconds(30));
-        lab.Hosts.Add(a);
-        lab.Hosts.Add(b);
-        await Task.WhenAll(a.StartAsync(), b.StartAsync());
+        var (a, b, underlayA, underlayB) = await lab.StartHostsAsync(store, store);
 
         var capabilities = await a.CallOkAsync("NetworkDriver.GetCapabilities", "");
         Assert.Equal("local", capabilities!["Scope"]!.GetValue<string>());
@@ -182,15 +188,9 @@ public sealed class TwoHostTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         Skip.IfNot(PluginTestHost.IsSupported, PluginTestHost.SkipReason);
         Skip.If(etcd.Server is null, LoopbackEtcd.SkipReason);
         await using var lab = new Lab();
-        var (underlayA, underlayB) = lab.Underlay();
-
         var root = "mh" + Guid.NewGuid().ToString("N")[..8];
         await using var proxy = new CuttableProxy(etcd.Server!.ClientPort);
-        var a = new ClusterHost("host-a", underlayA, $"etcd://127.0.0.1:{proxy.Port}/{root}", IPAddress.Parse("198.51.100.1"), TimeSpan.FromSeconds(30));
-        var b = new ClusterHost("host-b", underlayB, etcd.Server.StoreUrl(root), IPAddress.Parse("198.51.100.2"), TimeSpan.FromSeconds(30));
-        lab.Hosts.Add(a);
-        lab.Hosts.Add(b);
-        await Task.WhenAll(a.StartAsync(), b.StartAsync());
+        var (a, b, underlayA, underlayB) = await lab.StartHostsAsync($"etcd://127.0.0.1:{proxy.Port}/{root}", etcd.Server.StoreUrl(root));
         var netA = await CreateNetworkAsync(a, V4Pool, V6Pool);
         var netB = await CreateNetworkAsync(b, V4Pool, V6Pool);
         var ca = await RunContainerAsync(lab, a, netA, "02:42:0a:14:00:1a");
