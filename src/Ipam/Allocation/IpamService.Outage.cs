@@ -245,18 +245,8 @@ public sealed partial class IpamService
     private IPAddress RequestFromJournalLocked(PoolCache cache, PoolId id, string mac, IPAddress? wanted)
     {
         CheckSubPoolKnown(cache, id);
-        foreach (var block in cache.Blocks.Values)
-        {
-            foreach (var (ordinal, holder) in block.Record.Slots)
-            {
-                if (holder.Kind == SlotKinds.Container && holder.Node == _node && holder.Mac == mac && holder.State != SlotKinds.Bound)
-                {
-                    var repeat = block.Cidr.AddressAt((UInt128)ordinal);
-                    if (wanted is null || wanted.Equals(repeat))
-                        return repeat;
-                }
-            }
-        }
+        if (PendingAddressOf(cache, _node, mac) is { } repeat && (wanted is null || wanted.Equals(repeat)))
+            return repeat;
 
         long now = NowSeconds();
         CachedBlock? chosen;
