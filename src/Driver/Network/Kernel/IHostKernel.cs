@@ -80,18 +80,7 @@ public sealed class RtNetlinkKernel(RtNetlink handle) : IHostKernel
     public IReadOnlyList<Link> ListLinks() => handle.ListLinks();
     public void AddLink(LinkSpec spec) => handle.AddLink(spec);
 
-    public bool DeleteLink(string name)
-    {
-        try
-        {
-            handle.DeleteLink(name);
-            return true;
-        }
-        catch (NetlinkException ex) when (ex.IsNotFound)
-        {
-            return false;
-        }
-    }
+    public bool DeleteLink(string name) => Existed(() => handle.DeleteLink(name));
 
     public void SetLinkUp(int index) => handle.SetLinkUp(index);
     public void SetMtu(int index, int mtu) => handle.SetMtu(index, mtu);
@@ -125,81 +114,40 @@ public sealed class RtNetlinkKernel(RtNetlink handle) : IHostKernel
     public void AppendFdb(FdbEntry entry) => handle.AppendFdb(entry);
     public void ReplaceFdb(FdbEntry entry) => handle.ReplaceFdb(entry);
 
-    public bool DeleteFdb(FdbEntry entry)
-    {
-        try
-        {
-            handle.DeleteFdb(entry);
-            return true;
-        }
-        catch (NetlinkException ex) when (ex.IsNotFound)
-        {
-            return false;
-        }
-    }
+    public bool DeleteFdb(FdbEntry entry) => Existed(() => handle.DeleteFdb(entry));
 
     public IReadOnlyList<Neighbor> ListNeighbors(int index) => handle.ListNeighbors(index);
     public void ReplaceNeighbor(Neighbor neighbor) => handle.ReplaceNeighbor(neighbor);
 
-    public bool DeleteNeighbor(Neighbor neighbor)
-    {
-        try
-        {
-            handle.DeleteNeighbor(neighbor);
-            return true;
-        }
-        catch (NetlinkException ex) when (ex.IsNotFound)
-        {
-            return false;
-        }
-    }
+    public bool DeleteNeighbor(Neighbor neighbor) => Existed(() => handle.DeleteNeighbor(neighbor));
 
     public IReadOnlyList<ClsactQdisc> ListClsactQdiscs() => handle.ListClsactQdiscs();
     public void AddClsactQdisc(int index, uint ingressBlock) => handle.AddClsactQdisc(index, ingressBlock);
 
-    public bool DeleteClsactQdisc(int index)
-    {
-        try
-        {
-            handle.DeleteClsactQdisc(index);
-            return true;
-        }
-        catch (NetlinkException ex) when (ex.IsNotFound || ex.Errno == Errnos.EINVAL)
-        {
-            // The kernel answers EINVAL ("Cannot find specified qdisc on specified device") when there is none.
-            return false;
-        }
-    }
+    // The kernel answers EINVAL ("Cannot find specified qdisc on specified device") when there is none.
+    public bool DeleteClsactQdisc(int index) => Existed(() => handle.DeleteClsactQdisc(index), alsoWhen: Errnos.EINVAL);
 
     public IReadOnlyList<MacRedirectFilter> ListFilters(FilterAttachment at) => handle.ListFilters(at);
     public void AddMacRedirect(FilterAttachment at, MacRedirectFilter filter, uint hashTable) => handle.AddMacRedirect(at, filter, hashTable);
     public void AddMacHashTable(FilterAttachment at, ushort priority, uint table) => handle.AddMacHashTable(at, priority, table);
 
-    public bool DeleteFilterPriority(FilterAttachment at, ushort priority, ushort protocol)
-    {
-        try
-        {
-            handle.DeleteFilterPriority(at, priority, protocol);
-            return true;
-        }
-        catch (NetlinkException ex) when (ex.IsNotFound)
-        {
-            return false;
-        }
-    }
+    public bool DeleteFilterPriority(FilterAttachment at, ushort priority, ushort protocol) => Existed(() => handle.DeleteFilterPriority(at, priority, protocol));
 
-    public bool DeleteFilter(FilterAttachment at, MacRedirectFilter filter)
-    {
-        try
-        {
-            handle.DeleteFilter(at, filter);
-            return true;
-        }
-        catch (NetlinkException ex) when (ex.IsNotFound)
-        {
-            return false;
-        }
-    }
+    public bool DeleteFilter(FilterAttachment at, MacRedirectFilter filter) => Existed(() => handle.DeleteFilter(at, filter));
 
     public void Dispose() => handle.Dispose();
+
+    /// <summary>Runs a delete; false when the kernel says there was nothing to delete (deleting what is gone is success).</summary>
+    private static bool Existed(Action delete, int? alsoWhen = null)
+    {
+        try
+        {
+            delete();
+            return true;
+        }
+        catch (NetlinkException ex) when (ex.IsNotFound || ex.Errno == alsoWhen)
+        {
+            return false;
+        }
+    }
 }
